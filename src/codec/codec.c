@@ -1,0 +1,2 @@
+/* placeholder until the codec lands */
+#include "codec/codec.h"

@@ -1,0 +1,5 @@
+int hamok__raft_placeholder_(void);
+int hamok__raft_placeholder_(void)
+{
+    return 0;
+}

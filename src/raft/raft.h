@@ -1,0 +1,178 @@
+/* Sans-I/O Raft core.
+ *
+ * One entry point, hamok__raft_step(): feed one event (a received message, the
+ * passage of time, a proposal, or the news that entries reached stable
+ * storage) together with the current time; get back an update that says what
+ * to persist, what to send, what to apply and when to call again. The core has
+ * no clock, thread, socket, file or global random source: time comes in with
+ * every event and randomness from a PRNG seeded through the options. The same
+ * inputs therefore give the same outputs, bit for bit (tests/sim relies on it).
+ *
+ * Thread: a hamok_raft is used by one thread at a time (the node's loop
+ * thread). Nothing here is thread-safe.
+ *
+ * See docs/RAFT.md for the rules and the paper sections they come from. */
+#ifndef HAMOK_RAFT_RAFT_H
+#define HAMOK_RAFT_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/msg.h"
+#include "hamok/status.h"
+#include "util/id.h"
+
+typedef struct hamok_raft hamok_raft;
+
+typedef enum hamok_raft_role {
+    HAMOK_RAFT_FOLLOWER = 1,
+    HAMOK_RAFT_PRECANDIDATE = 2, /* running a pre-vote; term unchanged */
+    HAMOK_RAFT_CANDIDATE = 3,
+    HAMOK_RAFT_LEADER = 4,
+} hamok_raft_role;
+
+const char *hamok__raft_role_name(hamok_raft_role role);
+
+typedef struct hamok_raft_options {
+    hamok_id self;
+    const hamok_id *voters; /* the configuration (copied); must include self to campaign */
+    size_t n_voters;
+    uint32_t election_timeout_ms; /* base T; each timeout is drawn from [T, 2T) */
+    uint32_t heartbeat_ms;        /* leader heartbeat period; < election_timeout_ms */
+    uint32_t max_inflight;        /* AppendEntries in flight per follower (pipelining) */
+    size_t max_batch_bytes;       /* entry bytes per AppendEntries (keep under the frame limit) */
+    uint32_t max_batch_entries;   /* entries per AppendEntries */
+    bool pre_vote;                /* thesis §9.6; default true */
+    bool check_quorum;            /* thesis §6.2; default true */
+    uint64_t seed;                /* PRNG seed for election jitter */
+} hamok_raft_options;
+
+/* Defaults: election 1000 ms, heartbeat 100 ms, 64 in flight, 256 KiB and 4096
+ * entries per batch, pre-vote and check-quorum on, seed 0. self/voters empty. */
+void hamok__raft_options_default(hamok_raft_options *o);
+
+/* Create a core. HAMOK_ERR_INVALID for bad options (no voters, duplicate
+ * voters, heartbeat >= election timeout, zero limits), HAMOK_ERR_NOMEM. */
+hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o);
+
+/* Load durable state (crash recovery) before the first step: the term, the
+ * vote (NULL for none) and the stored log, entries[0] being index 1. Entry
+ * data is copied. Everything restored counts as persisted.
+ * HAMOK_ERR_STATE after the first step; HAMOK_ERR_INVALID if an entry's term
+ * exceeds `term` or terms decrease; HAMOK_ERR_NOMEM. */
+hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *vote,
+                                 const hamok_entry *entries, size_t n);
+
+/* NULL-safe; sets *r = NULL. */
+void hamok__raft_destroy(hamok_raft **r);
+
+typedef enum hamok_raft_event_type {
+    HAMOK_RAFT_EV_TICK = 1,      /* time passed; fire whatever timers are due */
+    HAMOK_RAFT_EV_RECEIVE = 2,   /* a message addressed to this peer arrived */
+    HAMOK_RAFT_EV_PROPOSE = 3,   /* append entries to the log (leader only) */
+    HAMOK_RAFT_EV_PERSISTED = 4, /* stored entries up to (index, term) are durable */
+} hamok_raft_event_type;
+
+typedef struct hamok_raft_event {
+    hamok_raft_event_type type;
+    uint64_t now_ms; /* monotonic; a smaller value than before is treated as no time passed */
+    union {
+        /* RECEIVE: the core may take ownership of entry data (it sets the
+         * entry's data pointer to NULL); the caller still owns the message and
+         * releases it with hamok__msg_clear(). */
+        hamok_msg *msg;
+        /* PROPOSE: entries are copied; their `term` is ignored. */
+        struct {
+            const hamok_entry *entries;
+            size_t n;
+        } propose;
+        struct {
+            uint64_t index;
+            uint64_t term;
+        } persisted;
+    } u;
+} hamok_raft_event;
+
+/* What the caller must do after a step, in this order:
+ *  1. If hard_state_changed: durably store (term, vote) before sending any
+ *     message of this update (a vote must never be granted twice).
+ *  2. Log: if truncate_from != 0, drop stored entries with index >=
+ *     truncate_from; then store persist[0..n_persist) at indexes
+ *     persist_first.. . This may complete later (group commit): report it with
+ *     a HAMOK_RAFT_EV_PERSISTED event naming the last stored (index, term).
+ *     A PERSISTED event for entries that were truncated meanwhile is ignored.
+ *  3. Send msgs[0..n_msgs) (src and dst are filled; the envelope's cluster is
+ *     the caller's business).
+ *  4. Apply apply[0..n_apply) (indexes apply_first..) in order: they are
+ *     committed. The core counts them applied once returned.
+ *  5. Call hamok__raft_step() with a TICK no later than next_deadline_ms.
+ * Every pointer is borrowed from the core and valid until the next call into
+ * it. */
+typedef struct hamok_raft_update {
+    bool hard_state_changed;
+    uint64_t term;
+    bool has_vote;
+    hamok_id vote;
+
+    uint64_t truncate_from;
+    uint64_t persist_first;
+    const hamok_entry *persist;
+    size_t n_persist;
+
+    const hamok_msg *msgs;
+    size_t n_msgs;
+
+    uint64_t apply_first;
+    const hamok_entry *apply;
+    size_t n_apply;
+
+    /* PROPOSE: index and term of the first appended entry (the rest follow
+     * consecutively). An entry is committed when it is applied at that index
+     * with that term; a different term there means it was lost to a new leader. */
+    uint64_t proposed_index;
+    uint64_t proposed_term;
+
+    bool role_changed;   /* role or term changed in this step */
+    bool leader_changed; /* known leader changed in this step */
+
+    uint64_t next_deadline_ms;
+} hamok_raft_update;
+
+/* Feed one event. `update` is overwritten (never NULL). Returns HAMOK_OK;
+ * HAMOK_ERR_NOT_LEADER for a proposal on a non-leader (nothing appended);
+ * HAMOK_ERR_INVALID for a malformed event (unknown type, PROPOSE with n == 0
+ * or an unknown entry type); HAMOK_ERR_NOMEM (the core stays consistent; the
+ * event had no effect or a partial, safe effect). Messages that make no sense
+ * (stale, from non-members, wrong destination) are ignored, not errors. */
+hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_raft_update *update);
+
+/* Introspection (tests, stats). */
+hamok_raft_role hamok__raft_role(const hamok_raft *r);
+uint64_t hamok__raft_term(const hamok_raft *r);
+bool hamok__raft_leader(const hamok_raft *r, hamok_id *out); /* false if none known */
+bool hamok__raft_vote(const hamok_raft *r, hamok_id *out);   /* false if none */
+const hamok_id *hamok__raft_self(const hamok_raft *r);
+uint64_t hamok__raft_commit_index(const hamok_raft *r);
+uint64_t hamok__raft_applied_index(const hamok_raft *r);
+uint64_t hamok__raft_persisted_index(const hamok_raft *r);
+uint64_t hamok__raft_first_index(const hamok_raft *r);
+uint64_t hamok__raft_last_index(const hamok_raft *r);
+/* Term of the entry at `index` (0 for index 0); false if not in the log. */
+bool hamok__raft_term_at(const hamok_raft *r, uint64_t index, uint64_t *term);
+/* Borrowed pointer to the entry at `index`, NULL if not in the log. */
+const hamok_entry *hamok__raft_entry(const hamok_raft *r, uint64_t index);
+
+#ifdef HAMOK_RAFT_TESTING
+/* Test-only fault injection: compiled only into the test build of the core
+ * (target hamok_raft_testing); release builds contain none of this. */
+typedef enum hamok_raft_bug {
+    HAMOK_RAFT_BUG_NONE = 0,
+    HAMOK_RAFT_BUG_VOTE_IGNORES_LAST_TERM, /* up-to-date check on last index only */
+    HAMOK_RAFT_BUG_COMMIT_OLD_TERM,        /* commit by counting entries of any term */
+    HAMOK_RAFT_BUG_QUORUM_RECENT_PEERS,    /* quorum over peers heard from lately */
+} hamok_raft_bug;
+extern hamok_raft_bug hamok__raft_bug;
+#endif
+
+#endif
