@@ -1,5 +1,1261 @@
-int hamok__raft_placeholder_(void);
-int hamok__raft_placeholder_(void)
+/* Sans-I/O Raft core. Section references: "§" = the Raft paper (Ongaro &
+ * Ousterhout 2014, extended version), "thesis §" = Ongaro's dissertation. */
+#include "raft/raft.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/log.h"
+#include "util/alloc.h"
+#include "util/prng.h"
+
+#ifdef HAMOK_RAFT_TESTING
+hamok_raft_bug hamok__raft_bug = HAMOK_RAFT_BUG_NONE;
+#define BUG(b) (hamok__raft_bug == HAMOK_RAFT_BUG_##b)
+#else
+#define BUG(b) 0
+#endif
+
+#define NO_DEADLINE UINT64_MAX
+
+typedef enum pr_state {
+    PR_PROBE = 0,     /* one AppendEntries at a time until the match point is found */
+    PR_REPLICATE = 1, /* pipelined: up to max_inflight batches outstanding */
+} pr_state;
+
+typedef enum vote_state {
+    VOTE_NONE = 0,
+    VOTE_GRANTED = 1,
+    VOTE_REJECTED = 2,
+} vote_state;
+
+/* Leader's view of one voter (and each voter's answer during an election). */
+typedef struct progress {
+    hamok_id id;
+    bool is_self;
+    uint64_t next;
+    uint64_t match;
+    pr_state state;
+    bool probe_sent;
+    bool recent_active;   /* heard from since the last check-quorum round */
+    uint64_t match_at_hb; /* match at the previous heartbeat (stall detection) */
+    uint64_t *inflight;   /* ring of last indexes of the batches in flight */
+    uint32_t in_head;
+    uint32_t in_count;
+    vote_state vote;
+} progress;
+
+/* Outgoing AppendEntries keep (first index, count) until the step ends, when
+ * the entry pointers into the log are resolved: the log may grow (and move)
+ * while the step runs. */
+typedef struct out_msg {
+    hamok_msg msg;
+    uint64_t first_index;
+} out_msg;
+
+struct hamok_raft {
+    hamok_raft_options opt;
+    progress *prs;
+    size_t n_prs;
+    size_t self_idx; /* SIZE_MAX when self is not a voter */
+    size_t quorum;
+    hamok_prng prng;
+
+    /* Persistent state (Figure 2). */
+    uint64_t term;
+    bool has_vote;
+    hamok_id vote;
+    hamok_log log;
+
+    /* Volatile state. */
+    hamok_raft_role role;
+    bool has_leader;
+    hamok_id leader;
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t persisted; /* highest index known durable in this log */
+    uint64_t verified;  /* follower: highest index known to match the current leader */
+
+    uint64_t now;
+    bool started;
+    uint64_t election_deadline;
+    uint64_t heartbeat_deadline;
+    uint64_t quorum_deadline;
+    uint64_t last_leader_contact;
+
+    /* Per-step output. */
+    out_msg *out;
+    size_t n_out;
+    size_t cap_out;
+    hamok_msg *msgs; /* resolved copy handed to the caller */
+    size_t cap_msgs;
+    bool hard_state_changed;
+    uint64_t truncate_from;
+    uint64_t persist_from;
+    bool role_changed;
+    bool leader_changed;
+    uint64_t proposed_index;
+    uint64_t proposed_term;
+};
+
+const char *hamok__raft_role_name(hamok_raft_role role)
 {
-    return 0;
+    switch (role) {
+    case HAMOK_RAFT_FOLLOWER: return "follower";
+    case HAMOK_RAFT_PRECANDIDATE: return "pre-candidate";
+    case HAMOK_RAFT_CANDIDATE: return "candidate";
+    case HAMOK_RAFT_LEADER: return "leader";
+    default: return "unknown";
+    }
+}
+
+void hamok__raft_options_default(hamok_raft_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->election_timeout_ms = 1000;
+    o->heartbeat_ms = 100;
+    o->max_inflight = 64;
+    o->max_batch_bytes = 256 * 1024;
+    o->max_batch_entries = 4096;
+    o->pre_vote = true;
+    o->check_quorum = true;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Construction */
+
+hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
+{
+    *out = NULL;
+    if (o == NULL || o->voters == NULL || o->n_voters == 0 || o->n_voters > 1024 ||
+        o->election_timeout_ms == 0 || o->heartbeat_ms == 0 ||
+        o->heartbeat_ms >= o->election_timeout_ms || o->max_inflight == 0 ||
+        o->max_inflight > 65536 || o->max_batch_bytes == 0 || o->max_batch_entries == 0) {
+        return HAMOK_ERR_INVALID;
+    }
+    for (size_t i = 0; i < o->n_voters; i++) {
+        for (size_t j = i + 1; j < o->n_voters; j++) {
+            if (hamok__id_eq(&o->voters[i], &o->voters[j])) {
+                return HAMOK_ERR_INVALID;
+            }
+        }
+    }
+    hamok_raft *r = hamok__calloc(1, sizeof *r);
+    if (r == NULL) {
+        return HAMOK_ERR_NOMEM;
+    }
+    r->opt = *o;
+    r->opt.voters = NULL;
+    r->prs = hamok__calloc(o->n_voters, sizeof *r->prs);
+    if (r->prs == NULL) {
+        hamok__free(r);
+        return HAMOK_ERR_NOMEM;
+    }
+    r->n_prs = o->n_voters;
+    r->self_idx = SIZE_MAX;
+    for (size_t i = 0; i < o->n_voters; i++) {
+        progress *pr = &r->prs[i];
+        pr->id = o->voters[i];
+        pr->is_self = hamok__id_eq(&o->voters[i], &o->self);
+        if (pr->is_self) {
+            r->self_idx = i;
+        }
+        pr->inflight = hamok__calloc(o->max_inflight, sizeof *pr->inflight);
+        if (pr->inflight == NULL) {
+            hamok__raft_destroy(&r);
+            return HAMOK_ERR_NOMEM;
+        }
+    }
+    /* §5.2: a majority of the configuration, never of "peers heard from". */
+    r->quorum = r->n_prs / 2 + 1;
+    hamok__prng_seed(&r->prng, o->seed ^ 0x68616d6f6b726166ULL);
+    hamok__log_init(&r->log);
+    r->role = HAMOK_RAFT_FOLLOWER;
+    *out = r;
+    return HAMOK_OK;
+}
+
+hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *vote,
+                                 const hamok_entry *entries, size_t n)
+{
+    if (r->started || r->log.n != 0) {
+        return HAMOK_ERR_STATE;
+    }
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].term < prev || entries[i].term > term ||
+            entries[i].type < HAMOK_ENTRY_NOOP || entries[i].type > HAMOK_ENTRY_TYPE_MAX_) {
+            return HAMOK_ERR_INVALID;
+        }
+        prev = entries[i].term;
+    }
+    hamok_status st = hamok__log_reserve(&r->log, n);
+    if (st != HAMOK_OK) {
+        return st;
+    }
+    for (size_t i = 0; i < n; i++) {
+        st = hamok__log_append_copy(&r->log, &entries[i], entries[i].term);
+        if (st != HAMOK_OK) {
+            hamok__log_truncate(&r->log, 1);
+            return st;
+        }
+    }
+    r->term = term;
+    r->has_vote = vote != NULL;
+    if (vote != NULL) {
+        r->vote = *vote;
+    }
+    r->persisted = hamok__log_last(&r->log);
+    return HAMOK_OK;
+}
+
+void hamok__raft_destroy(hamok_raft **rp)
+{
+    if (rp == NULL || *rp == NULL) {
+        return;
+    }
+    hamok_raft *r = *rp;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        hamok__free(r->prs[i].inflight);
+    }
+    hamok__free(r->prs);
+    hamok__log_free(&r->log);
+    hamok__free(r->out);
+    hamok__free(r->msgs);
+    hamok__free(r);
+    *rp = NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Helpers */
+
+static progress *find_pr(hamok_raft *r, const hamok_id *id)
+{
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (hamok__id_eq(&r->prs[i].id, id)) {
+            return &r->prs[i];
+        }
+    }
+    return NULL;
+}
+
+static bool is_voter(const hamok_raft *r)
+{
+    return r->self_idx != SIZE_MAX;
+}
+
+static uint64_t term_at(const hamok_raft *r, uint64_t index)
+{
+    uint64_t t = 0;
+    (void)hamok__log_term(&r->log, index, &t);
+    return t;
+}
+
+static void reset_election_timer(hamok_raft *r)
+{
+    /* §5.2: randomized election timeouts in [T, 2T) keep split votes rare. */
+    uint64_t t = r->opt.election_timeout_ms;
+    r->election_deadline = r->now + t + hamok__prng_below(&r->prng, t);
+}
+
+/* Thesis §6.2 / §9.6: a follower that heard from a leader within the minimum
+ * election timeout (or a leader that confirmed its quorum) ignores disruptive
+ * vote requests. Only sound together with check-quorum. */
+static bool in_lease(const hamok_raft *r)
+{
+    if (!r->opt.check_quorum) {
+        return false;
+    }
+    if (r->role == HAMOK_RAFT_LEADER) {
+        return true;
+    }
+    return r->has_leader && r->now < r->last_leader_contact + r->opt.election_timeout_ms;
+}
+
+static hamok_msg *emit(hamok_raft *r, uint8_t type, const hamok_id *to)
+{
+    if (r->n_out == r->cap_out) {
+        size_t cap = r->cap_out ? r->cap_out * 2 : 16;
+        out_msg *p = hamok__realloc(r->out, cap * sizeof *p);
+        if (p == NULL) {
+            return NULL; /* a lost message: Raft retransmits */
+        }
+        r->out = p;
+        r->cap_out = cap;
+    }
+    out_msg *o = &r->out[r->n_out++];
+    memset(o, 0, sizeof *o);
+    o->msg.type = type;
+    o->msg.src = r->opt.self;
+    o->msg.dst = *to;
+    return &o->msg;
+}
+
+static void set_leader(hamok_raft *r, const hamok_id *leader)
+{
+    bool had = r->has_leader;
+    if (leader == NULL) {
+        if (had) {
+            r->leader_changed = true;
+        }
+        r->has_leader = false;
+        memset(&r->leader, 0, sizeof r->leader);
+        return;
+    }
+    if (!had || !hamok__id_eq(&r->leader, leader)) {
+        r->leader_changed = true;
+        r->verified = 0;
+    }
+    r->has_leader = true;
+    r->leader = *leader;
+}
+
+static void set_term(hamok_raft *r, uint64_t term)
+{
+    if (term != r->term) {
+        r->term = term;
+        r->has_vote = false;
+        memset(&r->vote, 0, sizeof r->vote);
+        r->hard_state_changed = true;
+        r->role_changed = true;
+        r->verified = 0;
+    }
+}
+
+static void pr_inflight_reset(progress *pr)
+{
+    pr->in_head = 0;
+    pr->in_count = 0;
+}
+
+static void pr_become_probe(hamok_raft *r, progress *pr, uint64_t next)
+{
+    (void)r;
+    pr->state = PR_PROBE;
+    pr->probe_sent = false;
+    pr->next = next;
+    pr_inflight_reset(pr);
+}
+
+static void pr_become_replicate(progress *pr, uint64_t next)
+{
+    pr->state = PR_REPLICATE;
+    pr->probe_sent = false;
+    pr->next = next;
+    pr_inflight_reset(pr);
+}
+
+/* Free the in-flight batches the follower has acknowledged. */
+static void pr_inflight_free_to(hamok_raft *r, progress *pr, uint64_t match)
+{
+    while (pr->in_count > 0 && pr->inflight[pr->in_head] <= match) {
+        pr->in_head = (pr->in_head + 1) % r->opt.max_inflight;
+        pr->in_count--;
+    }
+}
+
+static void pr_inflight_add(hamok_raft *r, progress *pr, uint64_t last)
+{
+    uint32_t slot = (pr->in_head + pr->in_count) % r->opt.max_inflight;
+    pr->inflight[slot] = last;
+    pr->in_count++;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Role changes */
+
+static void become_follower(hamok_raft *r, uint64_t term, const hamok_id *leader)
+{
+    set_term(r, term);
+    if (r->role != HAMOK_RAFT_FOLLOWER) {
+        r->role = HAMOK_RAFT_FOLLOWER;
+        r->role_changed = true;
+    }
+    set_leader(r, leader);
+    if (leader != NULL) {
+        r->last_leader_contact = r->now;
+    }
+    reset_election_timer(r);
+}
+
+static void send_append(hamok_raft *r, progress *pr, bool allow_empty);
+static void maybe_commit(hamok_raft *r);
+
+static hamok_status append_local(hamok_raft *r, const hamok_entry *entries, size_t n)
+{
+    hamok_status st = hamok__log_reserve(&r->log, n);
+    if (st != HAMOK_OK) {
+        return st;
+    }
+    uint64_t first = hamok__log_last(&r->log) + 1;
+    for (size_t i = 0; i < n; i++) {
+        st = hamok__log_append_copy(&r->log, &entries[i], r->term);
+        if (st != HAMOK_OK) {
+            hamok__log_truncate(&r->log, first);
+            return st;
+        }
+    }
+    if (r->persist_from == 0 || r->persist_from > first) {
+        r->persist_from = first;
+    }
+    return HAMOK_OK;
+}
+
+static void become_leader(hamok_raft *r)
+{
+    r->role = HAMOK_RAFT_LEADER;
+    r->role_changed = true;
+    set_leader(r, &r->opt.self);
+    uint64_t last = hamok__log_last(&r->log);
+    for (size_t i = 0; i < r->n_prs; i++) {
+        progress *pr = &r->prs[i];
+        pr->match = pr->is_self ? r->persisted : 0;
+        pr->match_at_hb = 0;
+        pr->recent_active = pr->is_self;
+        pr_become_probe(r, pr, last + 1);
+    }
+    r->last_leader_contact = r->now;
+    r->heartbeat_deadline = r->now + r->opt.heartbeat_ms;
+    r->quorum_deadline = r->now + r->opt.election_timeout_ms;
+    /* §8 / thesis §6.4: a no-op of the new term lets the leader learn which
+     * entries are committed (it may commit only entries of its own term). */
+    hamok_entry noop = {0};
+    noop.type = HAMOK_ENTRY_NOOP;
+    (void)append_local(r, &noop, 1); /* on NOMEM the next proposal does the job */
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (!r->prs[i].is_self) {
+            send_append(r, &r->prs[i], true);
+        }
+    }
+    maybe_commit(r);
+}
+
+static size_t count_votes(const hamok_raft *r, vote_state v)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (r->prs[i].vote == v) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* §5.2 election; thesis §9.6 pre-vote: a pre-candidate asks whether it could
+ * win in term+1 without touching its own term, so a node that was cut off
+ * cannot inflate terms and depose a healthy leader when it returns. */
+static void campaign(hamok_raft *r, bool pre, bool transfer)
+{
+    if (!is_voter(r)) {
+        reset_election_timer(r);
+        return;
+    }
+    uint64_t vote_term;
+    if (pre) {
+        r->role = HAMOK_RAFT_PRECANDIDATE;
+        r->role_changed = true;
+        set_leader(r, NULL);
+        vote_term = r->term + 1;
+    } else {
+        r->role = HAMOK_RAFT_CANDIDATE;
+        set_term(r, r->term + 1);
+        r->role_changed = true;
+        set_leader(r, NULL);
+        r->has_vote = true;
+        r->vote = r->opt.self; /* a candidate votes for itself */
+        r->hard_state_changed = true;
+        vote_term = r->term;
+    }
+    for (size_t i = 0; i < r->n_prs; i++) {
+        r->prs[i].vote = r->prs[i].is_self ? VOTE_GRANTED : VOTE_NONE;
+    }
+    reset_election_timer(r);
+    if (count_votes(r, VOTE_GRANTED) >= r->quorum) {
+        if (pre) {
+            campaign(r, false, transfer);
+        } else {
+            become_leader(r);
+        }
+        return;
+    }
+    uint64_t last = hamok__log_last(&r->log);
+    uint64_t last_term = hamok__log_last_term(&r->log);
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (r->prs[i].is_self) {
+            continue;
+        }
+        hamok_msg *m =
+            emit(r, pre ? HAMOK_MSG_PREVOTE_REQUEST : HAMOK_MSG_VOTE_REQUEST, &r->prs[i].id);
+        if (m != NULL) {
+            m->u.vote.term = vote_term;
+            m->u.vote.last_log_index = last;
+            m->u.vote.last_log_term = last_term;
+            m->u.vote.transfer = transfer;
+        }
+    }
+}
+
+static void start_election(hamok_raft *r)
+{
+    campaign(r, r->opt.pre_vote, false);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Replication (leader side) */
+
+/* §5.3: AppendEntries carrying up to max_batch_entries / max_batch_bytes from
+ * pr->next on. In PROBE one batch is outstanding at a time; in REPLICATE up to
+ * max_inflight batches are pipelined. */
+static void send_append(hamok_raft *r, progress *pr, bool allow_empty)
+{
+    uint64_t last = hamok__log_last(&r->log);
+    uint64_t prev = pr->next - 1;
+    uint64_t prev_term;
+    if (!hamok__log_term(&r->log, prev, &prev_term)) {
+        /* Below the log start: needs a snapshot (not before compaction exists). */
+        return;
+    }
+    size_t n = 0;
+    size_t bytes = 0;
+    for (uint64_t i = pr->next; i <= last && n < r->opt.max_batch_entries; i++) {
+        const hamok_entry *e = hamok__log_get(&r->log, i);
+        if (n > 0 && bytes + e->len > r->opt.max_batch_bytes) {
+            break;
+        }
+        bytes += e->len;
+        n++;
+    }
+    if (n == 0 && !allow_empty) {
+        return;
+    }
+    hamok_msg *m = emit(r, HAMOK_MSG_APPEND_ENTRIES, &pr->id);
+    if (m == NULL) {
+        return;
+    }
+    m->u.append.term = r->term;
+    m->u.append.prev_log_index = prev;
+    m->u.append.prev_log_term = prev_term;
+    m->u.append.leader_commit = r->commit;
+    m->u.append.n_entries = n;
+    r->out[r->n_out - 1].first_index = pr->next;
+    if (pr->state == PR_PROBE) {
+        pr->probe_sent = true;
+    } else if (n > 0) {
+        pr->next += n;
+        pr_inflight_add(r, pr, pr->next - 1);
+    }
+}
+
+/* Send whatever the follower can take now. */
+static void send_new(hamok_raft *r, progress *pr)
+{
+    uint64_t last = hamok__log_last(&r->log);
+    if (pr->state == PR_PROBE) {
+        if (!pr->probe_sent && pr->next <= last) {
+            send_append(r, pr, false);
+        }
+        return;
+    }
+    while (pr->in_count < r->opt.max_inflight && pr->next <= last) {
+        size_t before = r->n_out;
+        send_append(r, pr, false);
+        if (r->n_out == before) {
+            break;
+        }
+    }
+}
+
+/* An empty AppendEntries anchored at the follower's known match point: always
+ * accepted, carries the commit index and resets the follower's timer. */
+static void send_heartbeat(hamok_raft *r, progress *pr)
+{
+    hamok_msg *m = emit(r, HAMOK_MSG_APPEND_ENTRIES, &pr->id);
+    if (m == NULL) {
+        return;
+    }
+    m->u.append.term = r->term;
+    m->u.append.prev_log_index = pr->match;
+    m->u.append.prev_log_term = term_at(r, pr->match);
+    m->u.append.leader_commit = r->commit;
+    r->out[r->n_out - 1].first_index = pr->match + 1;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? 1 : (x > y ? -1 : 0);
+}
+
+/* §5.3/§5.4.2: commitIndex = the highest N replicated on a majority of the
+ * configuration, and only if log[N] has the current term (Figure 8: entries of
+ * older terms are committed indirectly, never by counting). */
+static void maybe_commit(hamok_raft *r)
+{
+    if (r->role != HAMOK_RAFT_LEADER || !is_voter(r)) {
+        return;
+    }
+    uint64_t matches[1024];
+    size_t n = 0;
+    size_t quorum = r->quorum;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        const progress *pr = &r->prs[i];
+        if (BUG(QUORUM_RECENT_PEERS) && !pr->is_self && !pr->recent_active) {
+            continue; /* injected bug: only peers heard from lately count */
+        }
+        matches[n++] = pr->is_self ? r->persisted : pr->match;
+    }
+    if (BUG(QUORUM_RECENT_PEERS)) {
+        quorum = n / 2 + 1;
+    }
+    qsort(matches, n, sizeof matches[0], cmp_desc);
+    uint64_t N = matches[quorum - 1];
+    if (N <= r->commit) {
+        return;
+    }
+    if (term_at(r, N) != r->term && !BUG(COMMIT_OLD_TERM)) {
+        return;
+    }
+    r->commit = N;
+    /* Tell followers promptly: batches carry the commit index; followers with
+     * nothing to receive get an empty AppendEntries. */
+    for (size_t i = 0; i < r->n_prs; i++) {
+        progress *pr = &r->prs[i];
+        if (pr->is_self || pr->state != PR_REPLICATE) {
+            continue;
+        }
+        size_t before = r->n_out;
+        send_new(r, pr);
+        if (r->n_out == before) {
+            send_heartbeat(r, pr);
+        }
+    }
+}
+
+/* Thesis §6.2: a leader that has not heard from a majority within an election
+ * timeout steps down, so a partitioned leader stops serving. */
+static void check_quorum(hamok_raft *r)
+{
+    r->quorum_deadline = r->now + r->opt.election_timeout_ms;
+    if (!r->opt.check_quorum) {
+        return;
+    }
+    size_t active = 0;
+    size_t considered = 0;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        progress *pr = &r->prs[i];
+        if (BUG(QUORUM_RECENT_PEERS) && !pr->is_self && !pr->recent_active) {
+            continue;
+        }
+        considered++;
+        if (pr->is_self || pr->recent_active) {
+            active++;
+        }
+        if (!pr->is_self) {
+            pr->recent_active = false;
+        }
+    }
+    if (BUG(QUORUM_RECENT_PEERS)) {
+        /* injected bug: the quorum shrinks to whoever answered */
+        for (size_t i = 0; i < r->n_prs; i++) {
+            r->prs[i].recent_active = r->prs[i].is_self;
+        }
+        if (active >= considered / 2 + 1) {
+            r->last_leader_contact = r->now;
+            return;
+        }
+    } else if (active >= r->quorum) {
+        r->last_leader_contact = r->now;
+        return;
+    }
+    become_follower(r, r->term, NULL);
+}
+
+static void heartbeat(hamok_raft *r)
+{
+    r->heartbeat_deadline = r->now + r->opt.heartbeat_ms;
+    uint64_t last = hamok__log_last(&r->log);
+    for (size_t i = 0; i < r->n_prs; i++) {
+        progress *pr = &r->prs[i];
+        if (pr->is_self) {
+            continue;
+        }
+        if (pr->state == PR_PROBE) {
+            /* Retransmit the probe (it or its answer may have been lost). */
+            pr->probe_sent = false;
+            send_append(r, pr, true);
+        } else if (pr->match < last && pr->match == pr->match_at_hb) {
+            /* No progress for a whole heartbeat period: batches were lost.
+             * Fall back to probing from the known match point. */
+            pr_become_probe(r, pr, pr->match + 1);
+            send_append(r, pr, true);
+        } else {
+            pr->match_at_hb = pr->match;
+            send_heartbeat(r, pr);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Message handlers */
+
+static void recv_vote_request(hamok_raft *r, const hamok_msg *m)
+{
+    bool pre = m->type == HAMOK_MSG_PREVOTE_REQUEST;
+    const hamok_msg_vote *v = &m->u.vote;
+    if (find_pr(r, &m->src) == NULL) {
+        return; /* not a voter of our configuration */
+    }
+    uint64_t my_last = hamok__log_last(&r->log);
+    uint64_t my_last_term = hamok__log_last_term(&r->log);
+    /* §5.4.1 election restriction: grant only to a log at least as up to date,
+     * comparing the last entries' terms first, then the lengths. */
+    bool up_to_date = v->last_log_term > my_last_term ||
+                      (v->last_log_term == my_last_term && v->last_log_index >= my_last);
+    if (BUG(VOTE_IGNORES_LAST_TERM)) {
+        up_to_date = v->last_log_index >= my_last;
+    }
+    bool can;
+    if (pre) {
+        can = v->term > r->term && (v->transfer || !in_lease(r));
+    } else {
+        /* §5.2: one vote per term, first come first served. */
+        can = (r->has_vote && hamok__id_eq(&r->vote, &m->src)) || (!r->has_vote && !r->has_leader);
+    }
+    bool grant = can && up_to_date;
+    if (grant && !pre) {
+        if (!r->has_vote) {
+            r->has_vote = true;
+            r->vote = m->src;
+            r->hard_state_changed = true;
+        }
+        reset_election_timer(r);
+    }
+    hamok_msg *out = emit(r, pre ? HAMOK_MSG_PREVOTE_RESPONSE : HAMOK_MSG_VOTE_RESPONSE, &m->src);
+    if (out != NULL) {
+        out->u.vote_response.term = (grant && pre) ? v->term : r->term;
+        out->u.vote_response.granted = grant;
+    }
+}
+
+static void recv_vote_response(hamok_raft *r, const hamok_msg *m)
+{
+    bool pre = m->type == HAMOK_MSG_PREVOTE_RESPONSE;
+    if ((pre && r->role != HAMOK_RAFT_PRECANDIDATE) || (!pre && r->role != HAMOK_RAFT_CANDIDATE)) {
+        return;
+    }
+    uint64_t expect = pre ? r->term + 1 : r->term;
+    const hamok_msg_vote_response *v = &m->u.vote_response;
+    if (v->granted && v->term != expect) {
+        return; /* an answer to an earlier round */
+    }
+    progress *pr = find_pr(r, &m->src);
+    if (pr == NULL || pr->is_self) {
+        return;
+    }
+    pr->vote = v->granted ? VOTE_GRANTED : VOTE_REJECTED;
+    if (count_votes(r, VOTE_GRANTED) >= r->quorum) {
+        if (pre) {
+            campaign(r, false, false);
+        } else {
+            become_leader(r);
+        }
+    } else if (r->n_prs - count_votes(r, VOTE_REJECTED) < r->quorum) {
+        become_follower(r, r->term, NULL); /* lost: wait for a leader or time out */
+    }
+}
+
+static void respond_append(hamok_raft *r, const hamok_id *to, uint64_t ctx)
+{
+    hamok_msg *out = emit(r, HAMOK_MSG_APPEND_RESPONSE, to);
+    if (out == NULL) {
+        return;
+    }
+    hamok_msg_append_response *a = &out->u.append_response;
+    a->term = r->term;
+    a->success = true;
+    a->match_index = r->verified < r->persisted ? r->verified : r->persisted;
+    a->last_log_index = r->verified;
+    a->ctx = ctx;
+}
+
+static void reject_append(hamok_raft *r, const hamok_id *to, uint64_t prev, uint64_t ctx)
+{
+    hamok_msg *out = emit(r, HAMOK_MSG_APPEND_RESPONSE, to);
+    if (out == NULL) {
+        return;
+    }
+    hamok_msg_append_response *a = &out->u.append_response;
+    uint64_t last = hamok__log_last(&r->log);
+    a->term = r->term;
+    a->success = false;
+    a->reject_index = prev;
+    a->last_log_index = last;
+    a->ctx = ctx;
+    if (prev > last) {
+        a->conflict_term = 0;
+        a->conflict_index = last + 1;
+    } else {
+        /* Hint (§5.3, "the follower can include the term of the conflicting
+         * entry and the first index it stores for that term"): the leader
+         * skips a whole term per round trip instead of one entry. */
+        uint64_t ct = term_at(r, prev);
+        a->conflict_term = ct;
+        a->conflict_index = prev;
+        if (ct > 0) {
+            uint64_t lo = hamok__log_last_with_term_at_most(&r->log, hamok__log_first(&r->log) - 1,
+                                                            prev, ct - 1);
+            a->conflict_index = lo + 1;
+        }
+    }
+}
+
+static void recv_append(hamok_raft *r, hamok_msg *m)
+{
+    hamok_msg_append *a = &m->u.append;
+    if (r->role == HAMOK_RAFT_LEADER) {
+        return; /* impossible for a correct peer: one leader per term (§5.2) */
+    }
+    if (r->role != HAMOK_RAFT_FOLLOWER || !r->has_leader || !hamok__id_eq(&r->leader, &m->src)) {
+        become_follower(r, r->term, &m->src);
+    }
+    r->last_leader_contact = r->now;
+    reset_election_timer(r);
+
+    uint64_t prev = a->prev_log_index;
+    uint64_t last = hamok__log_last(&r->log);
+    uint64_t t;
+    /* §5.3 consistency check on (prevLogIndex, prevLogTerm). */
+    if (prev > last || !hamok__log_term(&r->log, prev, &t) || t != a->prev_log_term) {
+        if (prev < r->commit) {
+            return; /* entries up to commit match any leader's (§5.4); stale message */
+        }
+        reject_append(r, &m->src, prev, a->ctx);
+        return;
+    }
+    hamok_status st = hamok__log_reserve(&r->log, a->n_entries);
+    if (st != HAMOK_OK) {
+        return; /* the leader retries */
+    }
+    uint64_t index = prev;
+    for (size_t i = 0; i < a->n_entries; i++) {
+        index = prev + 1 + i;
+        hamok_entry *e = &a->entries[i];
+        if (index <= hamok__log_last(&r->log)) {
+            if (term_at(r, index) == e->term) {
+                continue; /* already have it (a duplicate or reordered batch) */
+            }
+            /* §5.3: delete the conflicting entry and all that follow it.
+             * Committed entries never conflict (Leader Completeness). */
+            if (index <= r->commit) {
+                return;
+            }
+            hamok__log_truncate(&r->log, index);
+            if (r->truncate_from == 0 || r->truncate_from > index) {
+                r->truncate_from = index;
+            }
+            if (r->persist_from > index) {
+                r->persist_from = 0;
+            }
+            if (r->persisted >= index) {
+                r->persisted = index - 1;
+            }
+        }
+        if (e->term > r->term || e->type < HAMOK_ENTRY_NOOP || e->type > HAMOK_ENTRY_TYPE_MAX_ ||
+            (hamok__log_last(&r->log) > 0 && e->term < hamok__log_last_term(&r->log))) {
+            index--; /* malformed batch: keep what was valid */
+            break;
+        }
+        (void)hamok__log_append_take(&r->log, e); /* space reserved above */
+        if (r->persist_from == 0 || r->persist_from > index) {
+            r->persist_from = index;
+        }
+    }
+    if (index > r->verified) {
+        r->verified = index;
+    }
+    /* §5.3: commitIndex = min(leaderCommit, index of last new entry). */
+    uint64_t c = a->leader_commit < r->verified ? a->leader_commit : r->verified;
+    if (c > r->commit) {
+        r->commit = c;
+    }
+    respond_append(r, &m->src, a->ctx);
+}
+
+static void recv_append_response(hamok_raft *r, const hamok_msg *m)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return;
+    }
+    progress *pr = find_pr(r, &m->src);
+    if (pr == NULL || pr->is_self) {
+        return;
+    }
+    const hamok_msg_append_response *a = &m->u.append_response;
+    pr->recent_active = true;
+    uint64_t last = hamok__log_last(&r->log);
+    if (a->success) {
+        uint64_t verified = a->last_log_index < last ? a->last_log_index : last;
+        uint64_t match = a->match_index < verified ? a->match_index : verified;
+        bool advanced = match > pr->match;
+        if (advanced) {
+            pr->match = match;
+        }
+        if (pr->state == PR_PROBE) {
+            pr_become_replicate(pr, (verified > pr->match ? verified : pr->match) + 1);
+        } else {
+            pr_inflight_free_to(r, pr, pr->match);
+            if (verified + 1 > pr->next) {
+                pr->next = verified + 1;
+            }
+        }
+        if (advanced) {
+            maybe_commit(r);
+        }
+        send_new(r, pr);
+        return;
+    }
+    /* Rejection. Stale answers (to batches sent before the last change of
+     * course) are ignored. */
+    if (a->reject_index <= pr->match) {
+        return;
+    }
+    if (pr->state == PR_PROBE && a->reject_index != pr->next - 1) {
+        return;
+    }
+    uint64_t next;
+    if (a->conflict_term == 0) {
+        next = a->conflict_index;
+    } else {
+        /* Last entry of conflict_term in our log, if we have that term. */
+        uint64_t hi = a->reject_index < last ? a->reject_index : last;
+        uint64_t lo = hamok__log_first(&r->log) - 1;
+        uint64_t k = hamok__log_last_with_term_at_most(&r->log, lo, hi, a->conflict_term);
+        next = (k >= lo + 1 && term_at(r, k) == a->conflict_term) ? k + 1 : a->conflict_index;
+    }
+    if (next > a->reject_index) {
+        next = a->reject_index;
+    }
+    if (next < pr->match + 1) {
+        next = pr->match + 1;
+    }
+    pr_become_probe(r, pr, next);
+    send_append(r, pr, true);
+}
+
+static void recv_timeout_now(hamok_raft *r)
+{
+    /* Thesis §3.10: the leader asks us to start an election at once
+     * (leadership transfer), skipping pre-vote and leader stickiness. */
+    if (r->role != HAMOK_RAFT_LEADER) {
+        campaign(r, false, true);
+    }
+}
+
+static bool is_raft_msg(uint8_t type)
+{
+    switch (type) {
+    case HAMOK_MSG_PREVOTE_REQUEST:
+    case HAMOK_MSG_PREVOTE_RESPONSE:
+    case HAMOK_MSG_VOTE_REQUEST:
+    case HAMOK_MSG_VOTE_RESPONSE:
+    case HAMOK_MSG_TIMEOUT_NOW:
+    case HAMOK_MSG_APPEND_ENTRIES:
+    case HAMOK_MSG_APPEND_RESPONSE: return true;
+    default: return false;
+    }
+}
+
+static uint64_t msg_term(const hamok_msg *m)
+{
+    switch (m->type) {
+    case HAMOK_MSG_PREVOTE_REQUEST:
+    case HAMOK_MSG_VOTE_REQUEST: return m->u.vote.term;
+    case HAMOK_MSG_PREVOTE_RESPONSE:
+    case HAMOK_MSG_VOTE_RESPONSE: return m->u.vote_response.term;
+    case HAMOK_MSG_TIMEOUT_NOW: return m->u.timeout_now.term;
+    case HAMOK_MSG_APPEND_ENTRIES: return m->u.append.term;
+    case HAMOK_MSG_APPEND_RESPONSE: return m->u.append_response.term;
+    default: return 0;
+    }
+}
+
+static void receive(hamok_raft *r, hamok_msg *m)
+{
+    if (!is_raft_msg(m->type) || hamok__id_eq(&m->src, &r->opt.self) ||
+        (!m->broadcast && !hamok__id_eq(&m->dst, &r->opt.self))) {
+        return;
+    }
+    uint64_t mt = msg_term(m);
+    if (mt > r->term) {
+        /* §5.1: a higher term makes us a follower of it, except for pre-vote
+         * traffic (which never changes terms) and disruptive votes while a
+         * leader is known to be alive (thesis §4.2.3 / §9.6). */
+        if (m->type == HAMOK_MSG_PREVOTE_REQUEST ||
+            (m->type == HAMOK_MSG_PREVOTE_RESPONSE && m->u.vote_response.granted)) {
+            /* handled below without a term change */
+        } else if (m->type == HAMOK_MSG_VOTE_REQUEST && !m->u.vote.transfer && in_lease(r)) {
+            return;
+        } else {
+            bool from_leader = m->type == HAMOK_MSG_APPEND_ENTRIES;
+            become_follower(r, mt, from_leader ? &m->src : NULL);
+        }
+    } else if (mt < r->term) {
+        /* Stale sender. Tell a stale leader or pre-candidate our term so it
+         * steps down (with check-quorum it would otherwise never learn). */
+        if (m->type == HAMOK_MSG_APPEND_ENTRIES) {
+            hamok_msg *out = emit(r, HAMOK_MSG_APPEND_RESPONSE, &m->src);
+            if (out != NULL) {
+                out->u.append_response.term = r->term;
+            }
+        } else if (m->type == HAMOK_MSG_PREVOTE_REQUEST) {
+            hamok_msg *out = emit(r, HAMOK_MSG_PREVOTE_RESPONSE, &m->src);
+            if (out != NULL) {
+                out->u.vote_response.term = r->term;
+            }
+        }
+        return;
+    }
+    switch (m->type) {
+    case HAMOK_MSG_PREVOTE_REQUEST:
+    case HAMOK_MSG_VOTE_REQUEST: recv_vote_request(r, m); break;
+    case HAMOK_MSG_PREVOTE_RESPONSE:
+    case HAMOK_MSG_VOTE_RESPONSE: recv_vote_response(r, m); break;
+    case HAMOK_MSG_APPEND_ENTRIES: recv_append(r, m); break;
+    case HAMOK_MSG_APPEND_RESPONSE: recv_append_response(r, m); break;
+    case HAMOK_MSG_TIMEOUT_NOW: recv_timeout_now(r); break;
+    default: break;
+    }
+}
+
+static hamok_status propose(hamok_raft *r, const hamok_raft_event *ev)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return HAMOK_ERR_NOT_LEADER;
+    }
+    const hamok_entry *es = ev->u.propose.entries;
+    size_t n = ev->u.propose.n;
+    if (es == NULL || n == 0) {
+        return HAMOK_ERR_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (es[i].type != HAMOK_ENTRY_COMMAND && es[i].type != HAMOK_ENTRY_NOOP) {
+            return HAMOK_ERR_INVALID;
+        }
+        if (es[i].len > r->opt.max_batch_bytes || (es[i].len > 0 && es[i].data == NULL)) {
+            return es[i].len > r->opt.max_batch_bytes ? HAMOK_ERR_TOO_BIG : HAMOK_ERR_INVALID;
+        }
+    }
+    uint64_t first = hamok__log_last(&r->log) + 1;
+    hamok_status st = append_local(r, es, n);
+    if (st != HAMOK_OK) {
+        return st;
+    }
+    r->proposed_index = first;
+    r->proposed_term = r->term;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (!r->prs[i].is_self) {
+            send_new(r, &r->prs[i]);
+        }
+    }
+    maybe_commit(r); /* a one-voter cluster whose storage is synchronous */
+    return HAMOK_OK;
+}
+
+static void persisted(hamok_raft *r, uint64_t index, uint64_t term)
+{
+    uint64_t t;
+    if (index <= r->persisted || !hamok__log_term(&r->log, index, &t) || t != term) {
+        return; /* old news, or entries truncated since */
+    }
+    r->persisted = index;
+    if (r->role == HAMOK_RAFT_LEADER) {
+        maybe_commit(r);
+    } else if (r->has_leader && r->verified > 0) {
+        /* The follower's acknowledgement waited for the disk. */
+        respond_append(r, &r->leader, 0);
+    }
+}
+
+static void fire_timers(hamok_raft *r)
+{
+    if (r->role == HAMOK_RAFT_LEADER) {
+        if (r->now >= r->quorum_deadline) {
+            check_quorum(r);
+            if (r->role != HAMOK_RAFT_LEADER) {
+                return;
+            }
+        }
+        if (r->now >= r->heartbeat_deadline) {
+            heartbeat(r);
+        }
+    } else if (r->now >= r->election_deadline) {
+        start_election(r);
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Step */
+
+static void begin_step(hamok_raft *r)
+{
+    r->n_out = 0;
+    r->hard_state_changed = false;
+    r->truncate_from = 0;
+    r->persist_from = 0;
+    r->role_changed = false;
+    r->leader_changed = false;
+    r->proposed_index = 0;
+    r->proposed_term = 0;
+}
+
+static void end_step(hamok_raft *r, hamok_raft_update *u)
+{
+    memset(u, 0, sizeof *u);
+    u->hard_state_changed = r->hard_state_changed;
+    u->term = r->term;
+    u->has_vote = r->has_vote;
+    u->vote = r->vote;
+    u->truncate_from = r->truncate_from;
+    uint64_t last = hamok__log_last(&r->log);
+    if (r->persist_from != 0 && r->persist_from <= last) {
+        u->persist_first = r->persist_from;
+        u->persist = hamok__log_get(&r->log, r->persist_from);
+        u->n_persist = (size_t)(last - r->persist_from + 1);
+    }
+    if (r->n_out > r->cap_msgs) {
+        hamok_msg *p = hamok__realloc(r->msgs, r->n_out * sizeof *p);
+        if (p == NULL) {
+            r->n_out = r->cap_msgs; /* drop the tail: Raft retransmits */
+        } else {
+            r->msgs = p;
+            r->cap_msgs = r->n_out;
+        }
+    }
+    for (size_t i = 0; i < r->n_out; i++) {
+        hamok_msg *m = &r->msgs[i];
+        *m = r->out[i].msg;
+        if (m->type == HAMOK_MSG_APPEND_ENTRIES && m->u.append.n_entries > 0) {
+            m->u.append.entries = hamok__log_get(&r->log, r->out[i].first_index);
+        }
+    }
+    u->msgs = r->msgs;
+    u->n_msgs = r->n_out;
+    if (r->commit > r->applied) {
+        u->apply_first = r->applied + 1;
+        u->apply = hamok__log_get(&r->log, r->applied + 1);
+        u->n_apply = (size_t)(r->commit - r->applied);
+        r->applied = r->commit;
+    }
+    u->proposed_index = r->proposed_index;
+    u->proposed_term = r->proposed_term;
+    u->role_changed = r->role_changed;
+    u->leader_changed = r->leader_changed;
+    if (r->role == HAMOK_RAFT_LEADER) {
+        u->next_deadline_ms =
+            r->heartbeat_deadline < r->quorum_deadline ? r->heartbeat_deadline : r->quorum_deadline;
+    } else {
+        u->next_deadline_ms = is_voter(r) ? r->election_deadline : NO_DEADLINE;
+    }
+}
+
+hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_raft_update *u)
+{
+    begin_step(r);
+    if (ev->now_ms > r->now) {
+        r->now = ev->now_ms;
+    }
+    if (!r->started) {
+        r->started = true;
+        reset_election_timer(r);
+        if (r->n_prs == 1 && is_voter(r)) {
+            start_election(r); /* a cluster of one elects itself at once */
+        }
+    }
+    hamok_status st = HAMOK_OK;
+    switch (ev->type) {
+    case HAMOK_RAFT_EV_TICK: break;
+    case HAMOK_RAFT_EV_RECEIVE:
+        if (ev->u.msg == NULL) {
+            st = HAMOK_ERR_INVALID;
+        } else {
+            receive(r, ev->u.msg);
+        }
+        break;
+    case HAMOK_RAFT_EV_PROPOSE: st = propose(r, ev); break;
+    case HAMOK_RAFT_EV_PERSISTED: persisted(r, ev->u.persisted.index, ev->u.persisted.term); break;
+    default: st = HAMOK_ERR_INVALID; break;
+    }
+    fire_timers(r);
+    end_step(r, u);
+    return st;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Introspection */
+
+hamok_raft_role hamok__raft_role(const hamok_raft *r)
+{
+    return r->role;
+}
+
+uint64_t hamok__raft_term(const hamok_raft *r)
+{
+    return r->term;
+}
+
+bool hamok__raft_leader(const hamok_raft *r, hamok_id *out)
+{
+    if (r->has_leader && out != NULL) {
+        *out = r->leader;
+    }
+    return r->has_leader;
+}
+
+bool hamok__raft_vote(const hamok_raft *r, hamok_id *out)
+{
+    if (r->has_vote && out != NULL) {
+        *out = r->vote;
+    }
+    return r->has_vote;
+}
+
+const hamok_id *hamok__raft_self(const hamok_raft *r)
+{
+    return &r->opt.self;
+}
+
+uint64_t hamok__raft_commit_index(const hamok_raft *r)
+{
+    return r->commit;
+}
+
+uint64_t hamok__raft_applied_index(const hamok_raft *r)
+{
+    return r->applied;
+}
+
+uint64_t hamok__raft_persisted_index(const hamok_raft *r)
+{
+    return r->persisted;
+}
+
+uint64_t hamok__raft_first_index(const hamok_raft *r)
+{
+    return hamok__log_first(&r->log);
+}
+
+uint64_t hamok__raft_last_index(const hamok_raft *r)
+{
+    return hamok__log_last(&r->log);
+}
+
+bool hamok__raft_term_at(const hamok_raft *r, uint64_t index, uint64_t *term)
+{
+    return hamok__log_term(&r->log, index, term);
+}
+
+const hamok_entry *hamok__raft_entry(const hamok_raft *r, uint64_t index)
+{
+    return hamok__log_get(&r->log, index);
 }

@@ -1,0 +1,411 @@
+/* White-box tests of the Raft core, driven by hand: a FIFO "network" of deep
+ * copied messages, synchronous storage, explicit time. Each test states one
+ * rule of the paper and checks it on the messages and state. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "raft/raft.h"
+#include "util/alloc.h"
+
+#define MAXN 5
+#define MAXQ 4096
+
+typedef struct qmsg {
+    hamok_msg m;
+    int to;
+} qmsg;
+
+typedef struct net {
+    int n;
+    hamok_raft *r[MAXN];
+    hamok_id ids[MAXN];
+    bool cut[MAXN][MAXN]; /* cut[a][b]: messages a -> b dropped */
+    bool manual_persist;  /* when false, PERSISTED follows every update at once */
+    qmsg q[MAXQ];
+    int qhead;
+    int qtail;
+    uint64_t now;
+    int rejects_sent[MAXN]; /* APPEND_RESPONSE rejections sent by node */
+    uint64_t applied_term[MAXN][256];
+    uint64_t applied_n[MAXN];
+} net;
+
+static int idx_of(net *t, const hamok_id *id)
+{
+    for (int i = 0; i < t->n; i++) {
+        if (hamok__id_eq(&t->ids[i], id)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void copy_msg(hamok_msg *dst, const hamok_msg *src)
+{
+    *dst = *src;
+    if (src->type == HAMOK_MSG_APPEND_ENTRIES && src->u.append.n_entries > 0) {
+        size_t n = src->u.append.n_entries;
+        dst->u.append.entries = hamok__calloc(n, sizeof(hamok_entry));
+        for (size_t i = 0; i < n; i++) {
+            dst->u.append.entries[i] = src->u.append.entries[i];
+            dst->u.append.entries[i].data =
+                hamok__memdup(src->u.append.entries[i].data, src->u.append.entries[i].len);
+        }
+    }
+}
+
+static void step(net *t, int i, hamok_raft_event *ev);
+
+static void handle_update(net *t, int i, const hamok_raft_update *u)
+{
+    for (size_t k = 0; k < u->n_msgs; k++) {
+        int to = idx_of(t, &u->msgs[k].dst);
+        assert_true(to >= 0);
+        if (u->msgs[k].type == HAMOK_MSG_APPEND_RESPONSE && !u->msgs[k].u.append_response.success) {
+            t->rejects_sent[i]++;
+        }
+        if (t->cut[i][to]) {
+            continue;
+        }
+        assert_true(t->qtail < MAXQ);
+        copy_msg(&t->q[t->qtail].m, &u->msgs[k]);
+        t->q[t->qtail].to = to;
+        t->qtail++;
+    }
+    for (size_t k = 0; k < u->n_apply; k++) {
+        uint64_t index = u->apply_first + k;
+        assert_int_equal(index, t->applied_n[i] + 1);
+        if (index < 256) {
+            t->applied_term[i][index] = u->apply[k].term;
+        }
+        t->applied_n[i] = index;
+    }
+    if (u->n_persist > 0 && !t->manual_persist) {
+        hamok_raft_event ev = {.type = HAMOK_RAFT_EV_PERSISTED, .now_ms = t->now};
+        ev.u.persisted.index = u->persist_first + u->n_persist - 1;
+        ev.u.persisted.term = u->persist[u->n_persist - 1].term;
+        step(t, i, &ev);
+    }
+}
+
+static void step(net *t, int i, hamok_raft_event *ev)
+{
+    hamok_raft_update u;
+    hamok_status st = hamok__raft_step(t->r[i], ev, &u);
+    assert_true(st == HAMOK_OK || st == HAMOK_ERR_NOT_LEADER);
+    handle_update(t, i, &u);
+}
+
+static void tick(net *t, int i)
+{
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_TICK, .now_ms = t->now};
+    step(t, i, &ev);
+}
+
+static void tick_all(net *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        tick(t, i);
+    }
+}
+
+/* Deliver until the network is quiet. */
+static void deliver(net *t)
+{
+    while (t->qhead < t->qtail) {
+        qmsg *q = &t->q[t->qhead++];
+        hamok_raft_event ev = {.type = HAMOK_RAFT_EV_RECEIVE, .now_ms = t->now};
+        ev.u.msg = &q->m;
+        step(t, q->to, &ev);
+        hamok__msg_clear(&q->m);
+        if (t->qhead == t->qtail) {
+            t->qhead = t->qtail = 0;
+        }
+    }
+}
+
+static void advance(net *t, uint64_t ms)
+{
+    for (uint64_t k = 0; k < ms; k += 10) {
+        t->now += 10;
+        tick_all(t);
+        deliver(t);
+    }
+}
+
+static void net_init(net *t, int n, bool pre_vote)
+{
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    t->now = 1000;
+    for (int i = 0; i < n; i++) {
+        t->ids[i] = hamok__id_from_u64((uint64_t)i + 1);
+    }
+    for (int i = 0; i < n; i++) {
+        hamok_raft_options o;
+        hamok__raft_options_default(&o);
+        o.self = t->ids[i];
+        o.voters = t->ids;
+        o.n_voters = (size_t)n;
+        o.pre_vote = pre_vote;
+        o.seed = (uint64_t)i * 7919u + 1;
+        assert_int_equal(hamok__raft_new(&t->r[i], &o), HAMOK_OK);
+    }
+    tick_all(t);
+}
+
+static void net_free(net *t)
+{
+    for (int i = t->qhead; i < t->qtail; i++) {
+        hamok__msg_clear(&t->q[i].m);
+    }
+    for (int i = 0; i < t->n; i++) {
+        hamok__raft_destroy(&t->r[i]);
+    }
+}
+
+static int leader_of(net *t)
+{
+    int l = -1;
+    for (int i = 0; i < t->n; i++) {
+        if (hamok__raft_role(t->r[i]) == HAMOK_RAFT_LEADER) {
+            assert_int_equal(l, -1);
+            l = i;
+        }
+    }
+    return l;
+}
+
+static uint64_t propose(net *t, int i, const char *payload)
+{
+    hamok_entry e = {0};
+    e.type = HAMOK_ENTRY_COMMAND;
+    e.data = (uint8_t *)(uintptr_t)payload;
+    e.len = strlen(payload);
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_PROPOSE, .now_ms = t->now};
+    ev.u.propose.entries = &e;
+    ev.u.propose.n = 1;
+    hamok_raft_update u;
+    hamok_status st = hamok__raft_step(t->r[i], &ev, &u);
+    if (st != HAMOK_OK) {
+        return 0;
+    }
+    uint64_t index = u.proposed_index;
+    handle_update(t, i, &u);
+    return index;
+}
+
+/* Thesis §3: a cluster of one elects itself at once and commits alone. */
+static void single_node_commits_alone(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 1, true);
+    assert_int_equal(hamok__raft_role(t.r[0]), HAMOK_RAFT_LEADER);
+    assert_int_equal(hamok__raft_term(t.r[0]), 1);
+    assert_int_equal(hamok__raft_commit_index(t.r[0]), 1); /* the no-op */
+    uint64_t idx = propose(&t, 0, "hello");
+    assert_int_equal(idx, 2);
+    assert_int_equal(hamok__raft_commit_index(t.r[0]), 2);
+    assert_int_equal(t.applied_n[0], 2);
+    net_free(&t);
+}
+
+/* The leader's own entries count only once durable (etcd #14370). */
+static void single_node_waits_for_disk(void **state)
+{
+    (void)state;
+    net t;
+    memset(&t, 0, sizeof t);
+    t.n = 1;
+    t.manual_persist = true;
+    t.ids[0] = hamok__id_from_u64(1);
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = t.ids[0];
+    o.voters = t.ids;
+    o.n_voters = 1;
+    assert_int_equal(hamok__raft_new(&t.r[0], &o), HAMOK_OK);
+    tick(&t, 0);
+    assert_int_equal(hamok__raft_role(t.r[0]), HAMOK_RAFT_LEADER);
+    assert_int_equal(hamok__raft_commit_index(t.r[0]), 0);
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_PERSISTED, .now_ms = 1};
+    ev.u.persisted.index = 1;
+    ev.u.persisted.term = 1;
+    step(&t, 0, &ev);
+    assert_int_equal(hamok__raft_commit_index(t.r[0]), 1);
+    net_free(&t);
+}
+
+static void three_nodes_elect_and_replicate(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    assert_true(l >= 0);
+    uint64_t term = hamok__raft_term(t.r[l]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hamok__raft_term(t.r[i]), term);
+    }
+    uint64_t idx = propose(&t, l, "x");
+    assert_true(idx > 0);
+    deliver(&t);
+    advance(&t, 200);
+    for (int i = 0; i < 3; i++) {
+        assert_true(hamok__raft_commit_index(t.r[i]) >= idx);
+        assert_true(t.applied_n[i] >= idx);
+    }
+    /* a follower refuses proposals */
+    assert_int_equal(propose(&t, (l + 1) % 3, "y"), 0);
+    net_free(&t);
+}
+
+/* §5.4.1: a voter refuses a candidate whose last entry has an older term,
+ * even when the candidate's log is longer. */
+static void vote_needs_up_to_date_log(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, false);
+    hamok_entry e[3];
+    memset(e, 0, sizeof e);
+    for (int k = 0; k < 3; k++) {
+        e[k].type = HAMOK_ENTRY_NOOP;
+        e[k].term = 1;
+    }
+    e[1].term = 2;
+    hamok__raft_destroy(&t.r[1]);
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = t.ids[1];
+    o.voters = t.ids;
+    o.n_voters = 3;
+    assert_int_equal(hamok__raft_new(&t.r[1], &o), HAMOK_OK);
+    assert_int_equal(hamok__raft_restore(t.r[1], 2, NULL, e, 2), HAMOK_OK); /* last (2, t2) */
+    tick(&t, 1);
+    hamok_msg m = {0};
+    m.type = HAMOK_MSG_VOTE_REQUEST;
+    m.src = t.ids[0];
+    m.dst = t.ids[1];
+    m.u.vote.term = 3;
+    m.u.vote.last_log_index = 10; /* longer ... */
+    m.u.vote.last_log_term = 1;   /* ... but older */
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_RECEIVE, .now_ms = t.now};
+    ev.u.msg = &m;
+    hamok_raft_update u;
+    assert_int_equal(hamok__raft_step(t.r[1], &ev, &u), HAMOK_OK);
+    assert_int_equal(u.n_msgs, 1);
+    assert_int_equal(u.msgs[0].type, HAMOK_MSG_VOTE_RESPONSE);
+    assert_false(u.msgs[0].u.vote_response.granted);
+    assert_int_equal(hamok__raft_term(t.r[1]), 3); /* term adopted anyway (§5.1) */
+    assert_true(u.hard_state_changed);
+    /* same term, up-to-date candidate: granted, once */
+    m.u.vote.last_log_term = 2;
+    m.u.vote.last_log_index = 2;
+    assert_int_equal(hamok__raft_step(t.r[1], &ev, &u), HAMOK_OK);
+    assert_true(u.msgs[0].u.vote_response.granted);
+    assert_true(u.hard_state_changed);
+    m.src = t.ids[2];
+    assert_int_equal(hamok__raft_step(t.r[1], &ev, &u), HAMOK_OK);
+    assert_false(u.msgs[0].u.vote_response.granted);
+    net_free(&t);
+}
+
+/* A follower 1,000 entries behind is found in one round trip of back-off. */
+static void lagging_follower_repaired_in_one_round_trip(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int f = (l + 1) % 3;
+    t.cut[l][f] = t.cut[f][l] = true;
+    char buf[32];
+    for (int k = 0; k < 1000; k++) {
+        snprintf(buf, sizeof buf, "v%d", k);
+        assert_true(propose(&t, l, buf) > 0);
+        deliver(&t);
+    }
+    advance(&t, 100);
+    t.rejects_sent[f] = 0;
+    t.cut[l][f] = t.cut[f][l] = false;
+    advance(&t, 500);
+    assert_int_equal(hamok__raft_last_index(t.r[f]), hamok__raft_last_index(t.r[l]));
+    assert_int_equal(hamok__raft_commit_index(t.r[f]), hamok__raft_commit_index(t.r[l]));
+    assert_true(t.rejects_sent[f] <= 2);
+    net_free(&t);
+}
+
+/* Thesis §6.2: a leader cut off from its majority steps down within about an
+ * election timeout; the majority elects a new leader. */
+static void partitioned_leader_steps_down(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    for (int i = 0; i < 3; i++) {
+        if (i != l) {
+            t.cut[l][i] = t.cut[i][l] = true;
+        }
+    }
+    uint64_t idx = propose(&t, l, "lost");
+    advance(&t, 2100);
+    assert_int_not_equal(hamok__raft_role(t.r[l]), HAMOK_RAFT_LEADER);
+    assert_true(hamok__raft_commit_index(t.r[l]) < idx);
+    advance(&t, 3000);
+    int nl = leader_of(&t);
+    assert_true(nl >= 0 && nl != l);
+    net_free(&t);
+}
+
+/* Thesis §9.6: with pre-vote, a node that was isolated (and kept timing out)
+ * rejoins without raising the term or deposing the leader. */
+static void rejoining_node_does_not_disrupt(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int f = (l + 1) % 3;
+    uint64_t term = hamok__raft_term(t.r[l]);
+    for (int i = 0; i < 3; i++) {
+        if (i != f) {
+            t.cut[f][i] = t.cut[i][f] = true;
+        }
+    }
+    advance(&t, 10000);
+    assert_int_equal(hamok__raft_term(t.r[f]), term);
+    for (int i = 0; i < 3; i++) {
+        t.cut[f][i] = t.cut[i][f] = false;
+    }
+    advance(&t, 3000);
+    assert_int_equal(leader_of(&t), l);
+    assert_int_equal(hamok__raft_term(t.r[l]), term);
+    net_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(single_node_commits_alone),
+        cmocka_unit_test(single_node_waits_for_disk),
+        cmocka_unit_test(three_nodes_elect_and_replicate),
+        cmocka_unit_test(vote_needs_up_to_date_log),
+        cmocka_unit_test(lagging_follower_repaired_in_one_round_trip),
+        cmocka_unit_test(partitioned_leader_steps_down),
+        cmocka_unit_test(rejoining_node_does_not_disrupt),
+    };
+    return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
+}
