@@ -43,7 +43,18 @@ typedef struct progress {
     uint32_t in_head;
     uint32_t in_count;
     vote_state vote;
+    uint64_t acked_ctx; /* highest read-round ctx this voter answered */
 } progress;
+
+/* A read barrier waiting for the leader to confirm its leadership (thesis
+ * §6.4). ctx is 0 until the leader has committed an entry of its term. */
+typedef struct pending_read {
+    uint64_t id;
+    bool remote; /* asked by a follower: answer with READ_INDEX_RESPONSE */
+    hamok_id from;
+    uint64_t index;
+    uint64_t ctx;
+} pending_read;
 
 /* Outgoing AppendEntries keep (first index, count) until the step ends, when
  * the entry pointers into the log are resolved: the log may grow (and move)
@@ -83,6 +94,18 @@ struct hamok_raft {
     uint64_t quorum_deadline;
     uint64_t last_leader_contact;
 
+    /* Read barriers (leader) and the round counter their heartbeats carry. */
+    pending_read *reads;
+    size_t n_reads;
+    size_t cap_reads;
+    uint64_t read_ctx;
+
+    /* Leadership transfer (thesis §3.10). */
+    bool transferring;
+    bool timeout_now_sent;
+    hamok_id transfer_to;
+    uint64_t transfer_deadline;
+
     /* Per-step output. */
     out_msg *out;
     size_t n_out;
@@ -96,6 +119,9 @@ struct hamok_raft {
     bool leader_changed;
     uint64_t proposed_index;
     uint64_t proposed_term;
+    hamok_raft_read *done_reads;
+    size_t n_done_reads;
+    size_t cap_done_reads;
 };
 
 const char *hamok__raft_role_name(hamok_raft_role role)
@@ -222,6 +248,8 @@ void hamok__raft_destroy(hamok_raft **rp)
     hamok__log_free(&r->log);
     hamok__free(r->out);
     hamok__free(r->msgs);
+    hamok__free(r->reads);
+    hamok__free(r->done_reads);
     hamok__free(r);
     *rp = NULL;
 }
@@ -362,10 +390,141 @@ static void pr_inflight_add(hamok_raft *r, progress *pr, uint64_t last)
 }
 
 /* ------------------------------------------------------------------------- */
+/* Read barriers */
+
+static void read_done(hamok_raft *r, uint64_t id, hamok_status st, uint64_t index)
+{
+    if (r->n_done_reads == r->cap_done_reads) {
+        size_t cap = r->cap_done_reads ? r->cap_done_reads * 2 : 8;
+        hamok_raft_read *p = hamok__realloc(r->done_reads, cap * sizeof *p);
+        if (p == NULL) {
+            return; /* the caller's deadline answers instead */
+        }
+        r->done_reads = p;
+        r->cap_done_reads = cap;
+    }
+    r->done_reads[r->n_done_reads++] = (hamok_raft_read){id, st, index};
+}
+
+static void read_answer(hamok_raft *r, const pending_read *rd, hamok_status st, uint64_t index)
+{
+    if (!rd->remote) {
+        read_done(r, rd->id, st, index);
+        return;
+    }
+    hamok_msg *m = emit(r, HAMOK_MSG_READ_INDEX_RESPONSE, &rd->from);
+    if (m != NULL) {
+        m->u.read_index_response.request_id = rd->id;
+        m->u.read_index_response.status = (uint32_t)st;
+        m->u.read_index_response.read_index = index;
+        m->u.read_index_response.has_leader = r->has_leader;
+        m->u.read_index_response.leader = r->leader;
+    }
+}
+
+static void fail_reads(hamok_raft *r)
+{
+    for (size_t i = 0; i < r->n_reads; i++) {
+        read_answer(r, &r->reads[i], HAMOK_ERR_NOT_LEADER, 0);
+    }
+    r->n_reads = 0;
+}
+
+/* Reads whose round a quorum of voters has answered are confirmed: no other
+ * leader could have committed anything when the round went out. */
+static void confirm_reads(hamok_raft *r)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < r->n_reads; i++) {
+        pending_read *rd = &r->reads[i];
+        size_t acks = 0;
+        if (rd->ctx != 0) {
+            for (size_t k = 0; k < r->n_prs; k++) {
+                if (r->prs[k].is_self || r->prs[k].acked_ctx >= rd->ctx) {
+                    acks++;
+                }
+            }
+        }
+        if (rd->ctx != 0 && acks >= r->quorum) {
+            read_answer(r, rd, HAMOK_OK, rd->index);
+        } else {
+            r->reads[w++] = *rd;
+        }
+    }
+    r->n_reads = w;
+}
+
+static void send_heartbeat(hamok_raft *r, progress *pr);
+
+/* Thesis §6.4: the read index is the commit index once the leader has
+ * committed an entry of its own term; then one heartbeat round confirms that
+ * it is still the leader. */
+static void assign_reads(hamok_raft *r)
+{
+    if (r->n_reads == 0 || term_at(r, r->commit) != r->term) {
+        return;
+    }
+    bool fresh = false;
+    for (size_t i = 0; i < r->n_reads; i++) {
+        if (r->reads[i].ctx == 0) {
+            if (!fresh) {
+                r->read_ctx++;
+                fresh = true;
+            }
+            r->reads[i].ctx = r->read_ctx;
+            r->reads[i].index = r->commit;
+        }
+    }
+    if (!fresh) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (!r->prs[i].is_self) {
+            send_heartbeat(r, &r->prs[i]);
+        }
+    }
+    confirm_reads(r); /* a one-voter cluster needs no round */
+}
+
+static void register_read(hamok_raft *r, uint64_t id, bool remote, const hamok_id *from)
+{
+    pending_read rd = {id, remote, remote ? *from : r->opt.self, 0, 0};
+    if (r->role != HAMOK_RAFT_LEADER) {
+        if (remote) {
+            read_answer(r, &rd, HAMOK_ERR_NOT_LEADER, 0);
+        } else if (r->has_leader) {
+            hamok_msg *m = emit(r, HAMOK_MSG_READ_INDEX_REQUEST, &r->leader);
+            if (m != NULL) {
+                m->u.read_index.request_id = id;
+            }
+        } else {
+            read_done(r, id, HAMOK_ERR_NO_LEADER, 0);
+        }
+        return;
+    }
+    if (r->n_reads == r->cap_reads) {
+        size_t cap = r->cap_reads ? r->cap_reads * 2 : 8;
+        pending_read *p = hamok__realloc(r->reads, cap * sizeof *p);
+        if (p == NULL) {
+            read_answer(r, &rd, HAMOK_ERR_NOMEM, 0);
+            return;
+        }
+        r->reads = p;
+        r->cap_reads = cap;
+    }
+    r->reads[r->n_reads++] = rd;
+    assign_reads(r);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Role changes */
 
 static void become_follower(hamok_raft *r, uint64_t term, const hamok_id *leader)
 {
+    if (r->role == HAMOK_RAFT_LEADER) {
+        fail_reads(r);
+        r->transferring = false;
+    }
     set_term(r, term);
     if (r->role != HAMOK_RAFT_FOLLOWER) {
         r->role = HAMOK_RAFT_FOLLOWER;
@@ -412,11 +571,14 @@ static void become_leader(hamok_raft *r)
         pr->match = pr->is_self ? r->persisted : 0;
         pr->match_at_hb = 0;
         pr->recent_active = pr->is_self;
+        pr->acked_ctx = 0;
         pr_become_probe(r, pr, last + 1);
     }
     r->last_leader_contact = r->now;
     r->heartbeat_deadline = r->now + r->opt.heartbeat_ms;
     r->quorum_deadline = r->now + r->opt.election_timeout_ms;
+    r->read_ctx = 0;
+    r->transferring = false;
     /* §8 / thesis §6.4: a no-op of the new term lets the leader learn which
      * entries are committed (it may commit only entries of its own term). */
     hamok_entry noop = {0};
@@ -536,6 +698,7 @@ static void send_append(hamok_raft *r, progress *pr, bool allow_empty)
     m->u.append.prev_log_index = prev;
     m->u.append.prev_log_term = prev_term;
     m->u.append.leader_commit = r->commit;
+    m->u.append.ctx = r->read_ctx;
     m->u.append.n_entries = n;
     r->out[r->n_out - 1].first_index = pr->next;
     if (pr->state == PR_PROBE) {
@@ -577,7 +740,55 @@ static void send_heartbeat(hamok_raft *r, progress *pr)
     m->u.append.prev_log_index = pr->match;
     m->u.append.prev_log_term = term_at(r, pr->match);
     m->u.append.leader_commit = r->commit;
+    m->u.append.ctx = r->read_ctx;
     r->out[r->n_out - 1].first_index = pr->match + 1;
+}
+
+/* Thesis §3.10: once the target has every entry, tell it to campaign at once. */
+static void send_timeout_now(hamok_raft *r, progress *pr)
+{
+    if (!r->transferring || r->timeout_now_sent || pr->match < hamok__log_last(&r->log)) {
+        send_new(r, pr);
+        return;
+    }
+    hamok_msg *m = emit(r, HAMOK_MSG_TIMEOUT_NOW, &pr->id);
+    if (m != NULL) {
+        m->u.timeout_now.term = r->term;
+        r->timeout_now_sent = true;
+    }
+}
+
+static hamok_status transfer(hamok_raft *r, const hamok_raft_event *ev)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return HAMOK_ERR_NOT_LEADER;
+    }
+    progress *target = NULL;
+    if (ev->u.transfer.has_target) {
+        target = find_pr(r, &ev->u.transfer.target);
+        if (target == NULL || target->is_self) {
+            return HAMOK_ERR_INVALID;
+        }
+    } else {
+        /* The most up-to-date voter: it can be handed over soonest. */
+        for (size_t i = 0; i < r->n_prs; i++) {
+            progress *pr = &r->prs[i];
+            if (!pr->is_self && (target == NULL || pr->match > target->match)) {
+                target = pr;
+            }
+        }
+        if (target == NULL) {
+            return HAMOK_ERR_STATE;
+        }
+    }
+    /* New proposals wait (BUSY) so the target can catch up; the attempt is
+     * abandoned after an election timeout (thesis §3.10). */
+    r->transferring = true;
+    r->timeout_now_sent = false;
+    r->transfer_to = target->id;
+    r->transfer_deadline = r->now + r->opt.election_timeout_ms;
+    send_timeout_now(r, target);
+    return HAMOK_OK;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -617,6 +828,7 @@ static void maybe_commit(hamok_raft *r)
         return;
     }
     r->commit = N;
+    assign_reads(r);
     /* Tell followers promptly: batches carry the commit index; followers with
      * nothing to receive get an empty AppendEntries. */
     for (size_t i = 0; i < r->n_prs; i++) {
@@ -893,6 +1105,10 @@ static void recv_append_response(hamok_raft *r, const hamok_msg *m)
     }
     const hamok_msg_append_response *a = &m->u.append_response;
     pr->recent_active = true;
+    if (a->ctx > pr->acked_ctx) {
+        pr->acked_ctx = a->ctx;
+        confirm_reads(r);
+    }
     uint64_t last = hamok__log_last(&r->log);
     if (a->success) {
         uint64_t verified = a->last_log_index < last ? a->last_log_index : last;
@@ -912,7 +1128,11 @@ static void recv_append_response(hamok_raft *r, const hamok_msg *m)
         if (advanced) {
             maybe_commit(r);
         }
-        send_new(r, pr);
+        if (r->transferring && hamok__id_eq(&pr->id, &r->transfer_to)) {
+            send_timeout_now(r, pr);
+        } else {
+            send_new(r, pr);
+        }
         return;
     }
     /* Rejection. Stale answers (to batches sent before the last change of
@@ -961,7 +1181,9 @@ static bool is_raft_msg(uint8_t type)
     case HAMOK_MSG_VOTE_RESPONSE:
     case HAMOK_MSG_TIMEOUT_NOW:
     case HAMOK_MSG_APPEND_ENTRIES:
-    case HAMOK_MSG_APPEND_RESPONSE: return true;
+    case HAMOK_MSG_APPEND_RESPONSE:
+    case HAMOK_MSG_READ_INDEX_REQUEST:
+    case HAMOK_MSG_READ_INDEX_RESPONSE: return true;
     default: return false;
     }
 }
@@ -984,6 +1206,20 @@ static void receive(hamok_raft *r, hamok_msg *m)
 {
     if (!is_raft_msg(m->type) || hamok__id_eq(&m->src, &r->opt.self) ||
         (!m->broadcast && !hamok__id_eq(&m->dst, &r->opt.self))) {
+        return;
+    }
+    if (m->type == HAMOK_MSG_READ_INDEX_REQUEST) {
+        /* Carries no term: whoever is leader confirms with a fresh round. */
+        if (find_pr(r, &m->src) != NULL) {
+            register_read(r, m->u.read_index.request_id, true, &m->src);
+        }
+        return;
+    }
+    if (m->type == HAMOK_MSG_READ_INDEX_RESPONSE) {
+        const hamok_msg_read_index_response *a = &m->u.read_index_response;
+        hamok_status st =
+            a->status < HAMOK_STATUS_COUNT ? (hamok_status)a->status : HAMOK_ERR_STATE;
+        read_done(r, a->request_id, st, st == HAMOK_OK ? a->read_index : 0);
         return;
     }
     uint64_t mt = msg_term(m);
@@ -1032,6 +1268,9 @@ static hamok_status propose(hamok_raft *r, const hamok_raft_event *ev)
 {
     if (r->role != HAMOK_RAFT_LEADER) {
         return HAMOK_ERR_NOT_LEADER;
+    }
+    if (r->transferring) {
+        return HAMOK_ERR_BUSY;
     }
     const hamok_entry *es = ev->u.propose.entries;
     size_t n = ev->u.propose.n;
@@ -1086,6 +1325,9 @@ static void fire_timers(hamok_raft *r)
                 return;
             }
         }
+        if (r->transferring && r->now >= r->transfer_deadline) {
+            r->transferring = false; /* the target did not take over in time */
+        }
         if (r->now >= r->heartbeat_deadline) {
             heartbeat(r);
         }
@@ -1107,6 +1349,7 @@ static void begin_step(hamok_raft *r)
     r->leader_changed = false;
     r->proposed_index = 0;
     r->proposed_term = 0;
+    r->n_done_reads = 0;
 }
 
 static void end_step(hamok_raft *r, hamok_raft_update *u)
@@ -1149,11 +1392,16 @@ static void end_step(hamok_raft *r, hamok_raft_update *u)
     }
     u->proposed_index = r->proposed_index;
     u->proposed_term = r->proposed_term;
+    u->reads = r->done_reads;
+    u->n_reads = r->n_done_reads;
     u->role_changed = r->role_changed;
     u->leader_changed = r->leader_changed;
     if (r->role == HAMOK_RAFT_LEADER) {
         u->next_deadline_ms =
             r->heartbeat_deadline < r->quorum_deadline ? r->heartbeat_deadline : r->quorum_deadline;
+        if (r->transferring && r->transfer_deadline < u->next_deadline_ms) {
+            u->next_deadline_ms = r->transfer_deadline;
+        }
     } else {
         u->next_deadline_ms = is_voter(r) ? r->election_deadline : NO_DEADLINE;
     }
@@ -1184,6 +1432,8 @@ hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_r
         break;
     case HAMOK_RAFT_EV_PROPOSE: st = propose(r, ev); break;
     case HAMOK_RAFT_EV_PERSISTED: persisted(r, ev->u.persisted.index, ev->u.persisted.term); break;
+    case HAMOK_RAFT_EV_READ_INDEX: register_read(r, ev->u.read.id, false, NULL); break;
+    case HAMOK_RAFT_EV_TRANSFER: st = transfer(r, ev); break;
     default: st = HAMOK_ERR_INVALID; break;
     }
     fire_timers(r);

@@ -68,10 +68,12 @@ hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *v
 void hamok__raft_destroy(hamok_raft **r);
 
 typedef enum hamok_raft_event_type {
-    HAMOK_RAFT_EV_TICK = 1,      /* time passed; fire whatever timers are due */
-    HAMOK_RAFT_EV_RECEIVE = 2,   /* a message addressed to this peer arrived */
-    HAMOK_RAFT_EV_PROPOSE = 3,   /* append entries to the log (leader only) */
-    HAMOK_RAFT_EV_PERSISTED = 4, /* stored entries up to (index, term) are durable */
+    HAMOK_RAFT_EV_TICK = 1,       /* time passed; fire whatever timers are due */
+    HAMOK_RAFT_EV_RECEIVE = 2,    /* a message addressed to this peer arrived */
+    HAMOK_RAFT_EV_PROPOSE = 3,    /* append entries to the log (leader only) */
+    HAMOK_RAFT_EV_PERSISTED = 4,  /* stored entries up to (index, term) are durable */
+    HAMOK_RAFT_EV_READ_INDEX = 5, /* start a linearizable read barrier (thesis §6.4) */
+    HAMOK_RAFT_EV_TRANSFER = 6,   /* leader: hand leadership to another voter (thesis §3.10) */
 } hamok_raft_event_type;
 
 typedef struct hamok_raft_event {
@@ -91,8 +93,29 @@ typedef struct hamok_raft_event {
             uint64_t index;
             uint64_t term;
         } persisted;
+        /* READ_INDEX: `id` is the caller's; the answer comes back in
+         * update.reads (possibly in a later step) with the same id. */
+        struct {
+            uint64_t id;
+        } read;
+        /* TRANSFER: to `target`, or (has_target false) to the most
+         * up-to-date voter. */
+        struct {
+            bool has_target;
+            hamok_id target;
+        } transfer;
     } u;
 } hamok_raft_event;
+
+/* A read barrier that completed. When status is HAMOK_OK, a read of the state
+ * machine is linearizable once it has applied up to `index`. Otherwise status
+ * is HAMOK_ERR_NO_LEADER (no leader known to ask), HAMOK_ERR_NOT_LEADER
+ * (leadership changed before confirmation; retry) and index is 0. */
+typedef struct hamok_raft_read {
+    uint64_t id;
+    hamok_status status;
+    uint64_t index;
+} hamok_raft_read;
 
 /* What the caller must do after a step, in this order:
  *  1. If hard_state_changed: durably store (term, vote) before sending any
@@ -133,6 +156,11 @@ typedef struct hamok_raft_update {
     uint64_t proposed_index;
     uint64_t proposed_term;
 
+    /* Read barriers completed in this step (READ_INDEX events of this or
+     * earlier steps, on this peer). */
+    const hamok_raft_read *reads;
+    size_t n_reads;
+
     bool role_changed;   /* role or term changed in this step */
     bool leader_changed; /* known leader changed in this step */
 
@@ -140,7 +168,9 @@ typedef struct hamok_raft_update {
 } hamok_raft_update;
 
 /* Feed one event. `update` is overwritten (never NULL). Returns HAMOK_OK;
- * HAMOK_ERR_NOT_LEADER for a proposal on a non-leader (nothing appended);
+ * HAMOK_ERR_NOT_LEADER for a proposal or a transfer on a non-leader (nothing
+ * appended); HAMOK_ERR_BUSY for a proposal while leadership is being
+ * transferred; HAMOK_ERR_STATE for a transfer with no other voter;
  * HAMOK_ERR_INVALID for a malformed event (unknown type, PROPOSE with n == 0
  * or an unknown entry type); HAMOK_ERR_NOMEM (the core stays consistent; the
  * event had no effect or a partial, safe effect). Messages that make no sense

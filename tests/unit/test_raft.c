@@ -34,6 +34,8 @@ typedef struct net {
     int rejects_sent[MAXN]; /* APPEND_RESPONSE rejections sent by node */
     uint64_t applied_term[MAXN][256];
     uint64_t applied_n[MAXN];
+    hamok_raft_read reads[MAXN][16]; /* completed read barriers */
+    int n_reads[MAXN];
 } net;
 
 static int idx_of(net *t, const hamok_id *id)
@@ -77,6 +79,10 @@ static void handle_update(net *t, int i, const hamok_raft_update *u)
         copy_msg(&t->q[t->qtail].m, &u->msgs[k]);
         t->q[t->qtail].to = to;
         t->qtail++;
+    }
+    for (size_t k = 0; k < u->n_reads; k++) {
+        assert_true(t->n_reads[i] < 16);
+        t->reads[i][t->n_reads[i]++] = u->reads[k];
     }
     for (size_t k = 0; k < u->n_apply; k++) {
         uint64_t index = u->apply_first + k;
@@ -396,6 +402,142 @@ static void rejoining_node_does_not_disrupt(void **state)
     net_free(&t);
 }
 
+static hamok_status raft_event(net *t, int i, hamok_raft_event *ev)
+{
+    hamok_raft_update u;
+    ev->now_ms = t->now;
+    hamok_status st = hamok__raft_step(t->r[i], ev, &u);
+    handle_update(t, i, &u);
+    return st;
+}
+
+static void read_barrier(net *t, int i, uint64_t id)
+{
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_READ_INDEX};
+    ev.u.read.id = id;
+    assert_int_equal(raft_event(t, i, &ev), HAMOK_OK);
+}
+
+/* Thesis §6.4: a read barrier completes only after a heartbeat round that a
+ * majority answered, with the leader's commit index as read index. */
+static void read_index_confirmed_by_round(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int f = (l + 1) % 3;
+    uint64_t idx = propose(&t, l, "w");
+    deliver(&t);
+    read_barrier(&t, l, 42);
+    assert_int_equal(t.n_reads[l], 0); /* needs the round first */
+    deliver(&t);
+    assert_int_equal(t.n_reads[l], 1);
+    assert_int_equal(t.reads[l][0].id, 42);
+    assert_int_equal(t.reads[l][0].status, HAMOK_OK);
+    assert_true(t.reads[l][0].index >= idx);
+    /* from a follower: asked of the leader, answered with its read index */
+    read_barrier(&t, f, 43);
+    deliver(&t);
+    assert_int_equal(t.n_reads[f], 1);
+    assert_int_equal(t.reads[f][0].id, 43);
+    assert_int_equal(t.reads[f][0].status, HAMOK_OK);
+    assert_true(t.reads[f][0].index >= idx);
+    net_free(&t);
+}
+
+/* A leader cut off from its majority never confirms a read: it fails once
+ * check-quorum deposes it. A node that knows no leader fails at once. */
+static void read_index_fails_without_quorum(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    for (int i = 0; i < 3; i++) {
+        if (i != l) {
+            t.cut[l][i] = t.cut[i][l] = true;
+        }
+    }
+    read_barrier(&t, l, 7);
+    advance(&t, 2500);
+    assert_int_equal(t.n_reads[l], 1);
+    assert_int_equal(t.reads[l][0].status, HAMOK_ERR_NOT_LEADER);
+    read_barrier(&t, l, 8); /* no leader known now */
+    assert_int_equal(t.n_reads[l], 2);
+    assert_int_equal(t.reads[l][1].status, HAMOK_ERR_NO_LEADER);
+    net_free(&t);
+}
+
+static void read_index_single_node_immediate(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 1, true);
+    read_barrier(&t, 0, 5);
+    assert_int_equal(t.n_reads[0], 1);
+    assert_int_equal(t.reads[0][0].status, HAMOK_OK);
+    assert_int_equal(t.reads[0][0].index, 1);
+    net_free(&t);
+}
+
+/* Thesis §3.10: the leader brings the target up to date, sends TimeoutNow,
+ * and the target wins the next term; proposals are refused meanwhile. */
+static void leadership_transfer_to_lagging_target(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int target = (l + 2) % 3;
+    uint64_t term = hamok__raft_term(t.r[l]);
+    t.cut[l][target] = t.cut[target][l] = true;
+    for (int k = 0; k < 20; k++) {
+        assert_true(propose(&t, l, "catch-up") > 0);
+        deliver(&t);
+    }
+    t.cut[l][target] = t.cut[target][l] = false;
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_TRANSFER};
+    ev.u.transfer.has_target = true;
+    ev.u.transfer.target = t.ids[target];
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    assert_int_equal(propose(&t, l, "refused"), 0); /* BUSY while transferring */
+    deliver(&t);
+    advance(&t, 100);
+    assert_int_equal(leader_of(&t), target);
+    assert_int_equal(hamok__raft_term(t.r[target]), term + 1);
+    assert_int_equal(hamok__raft_last_index(t.r[target]), hamok__raft_last_index(t.r[l]));
+    /* transfer on a follower is refused */
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_ERR_NOT_LEADER);
+    net_free(&t);
+}
+
+/* A transfer whose target is unreachable is abandoned after an election
+ * timeout and the leader accepts proposals again. */
+static void leadership_transfer_times_out(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int target = (l + 1) % 3;
+    t.cut[l][target] = t.cut[target][l] = true;
+    assert_true(propose(&t, l, "x") > 0);
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_TRANSFER};
+    ev.u.transfer.has_target = true;
+    ev.u.transfer.target = t.ids[target];
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    assert_int_equal(propose(&t, l, "busy"), 0);
+    advance(&t, 1100);
+    assert_int_equal(leader_of(&t), l);
+    assert_true(propose(&t, l, "again") > 0);
+    net_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +548,11 @@ int main(void)
         cmocka_unit_test(lagging_follower_repaired_in_one_round_trip),
         cmocka_unit_test(partitioned_leader_steps_down),
         cmocka_unit_test(rejoining_node_does_not_disrupt),
+        cmocka_unit_test(read_index_confirmed_by_round),
+        cmocka_unit_test(read_index_fails_without_quorum),
+        cmocka_unit_test(read_index_single_node_immediate),
+        cmocka_unit_test(leadership_transfer_to_lagging_target),
+        cmocka_unit_test(leadership_transfer_times_out),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }
