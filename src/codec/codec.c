@@ -1258,3 +1258,60 @@ hamok_status hamok__codec_decode(const uint8_t *data, size_t len, const char *cl
     }
     return HAMOK_OK;
 }
+
+/* ------------------------------------------------------------------------- */
+/* Configurations */
+
+hamok_status hamok__codec_encode_config(const hamok_member *members, size_t n, hamok_buf *out)
+{
+    if (out == NULL || !members_ok(members, n) || n > HAMOK_CODEC_DEFAULT_MAX_ELEMENTS) {
+        return HAMOK_ERR_INVALID;
+    }
+    size_t start = out->len;
+    enc e = {out, HAMOK_OK};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &e, enc_write);
+    enc_members(&pk, members, n);
+    if (e.err != HAMOK_OK) {
+        out->len = start;
+    }
+    return e.err;
+}
+
+hamok_status hamok__codec_decode_config(const uint8_t *data, size_t len, hamok_member **members,
+                                        size_t *n)
+{
+    *members = NULL;
+    *n = 0;
+    if (data == NULL || len == 0) {
+        return HAMOK_ERR_CODEC;
+    }
+    if (len > HAMOK_CODEC_DEFAULT_MAX_FRAME) {
+        return HAMOK_ERR_TOO_BIG;
+    }
+    rd r = {
+        .p = data,
+        .end = data + len,
+        .depth = 0,
+        .max_depth = HAMOK_CODEC_DEFAULT_MAX_DEPTH,
+        .max_elements = HAMOK_CODEC_DEFAULT_MAX_ELEMENTS,
+        .alloc = 0,
+        .alloc_max = len * CODEC_ALLOC_FACTOR,
+        .why = HAMOK_REJECT_NONE,
+    };
+    hamok_status st = rd_members(&r, members, n);
+    if (st == HAMOK_OK && left(&r) != 0) {
+        st = HAMOK_ERR_CODEC; /* trailing bytes */
+    }
+    if (st != HAMOK_OK) {
+        hamok__members_free(*members, *n);
+        *members = NULL;
+        *n = 0;
+        if (st != HAMOK_ERR_NOMEM && r.why == HAMOK_REJECT_TOO_BIG) {
+            st = HAMOK_ERR_TOO_BIG;
+        } else if (st != HAMOK_ERR_NOMEM) {
+            st = HAMOK_ERR_CODEC;
+        }
+    }
+    return st;
+}

@@ -57,6 +57,16 @@ hamok_status hamok__codec_decode(const uint8_t *data, size_t len, const char *cl
                                  const hamok_codec_limits *lim, hamok_msg *out,
                                  hamok_codec_reject *why);
 
+/* A configuration (the data of a HAMOK_ENTRY_CONFIG entry, and the members of
+ * a snapshot): the member array alone, in the same layout as in messages.
+ * encode appends to `out`: HAMOK_ERR_INVALID for an unknown role, a bad
+ * endpoint or more than HAMOK_CODEC_DEFAULT_MAX_ELEMENTS members; NOMEM.
+ * decode allocates *members (free with hamok__members_free()); on error
+ * *members is NULL and *n is 0: HAMOK_ERR_CODEC, HAMOK_ERR_TOO_BIG, NOMEM. */
+hamok_status hamok__codec_encode_config(const hamok_member *members, size_t n, hamok_buf *out);
+hamok_status hamok__codec_decode_config(const uint8_t *data, size_t len, hamok_member **members,
+                                        size_t *n);
+
 /* Upper bound of the encoded size of one entry beyond its data bytes; the Raft
  * core uses it to keep AppendEntries batches under the frame limit. */
 #define HAMOK_CODEC_ENTRY_OVERHEAD 48u

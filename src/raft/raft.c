@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/codec.h"
 #include "raft/log.h"
 #include "util/alloc.h"
 #include "util/prng.h"
@@ -33,6 +34,7 @@ typedef enum vote_state {
 typedef struct progress {
     hamok_id id;
     bool is_self;
+    bool voter; /* learners receive the log but never count */
     uint64_t next;
     uint64_t match;
     pr_state state;
@@ -64,8 +66,24 @@ typedef struct out_msg {
     uint64_t first_index;
 } out_msg;
 
+/* One configuration: the base (bootstrap, or the snapshot's) at index 0 of
+ * r->cfgs, then one per CONFIG entry still in the log. */
+typedef struct cfg_version {
+    uint64_t index;
+    hamok_member *members;
+    size_t n;
+} cfg_version;
+
+#define MAX_MEMBERS 1024
+
 struct hamok_raft {
     hamok_raft_options opt;
+    /* Thesis §4.1: a server uses the latest configuration in its log,
+     * committed or not; truncating its entry reverts to the previous one. */
+    cfg_version *cfgs;
+    size_t n_cfgs;
+    size_t cap_cfgs;
+    bool config_changed;
     progress *prs;
     size_t n_prs;
     size_t self_idx; /* SIZE_MAX when self is not a voter */
@@ -145,15 +163,20 @@ void hamok__raft_options_default(hamok_raft_options *o)
     o->max_batch_entries = 4096;
     o->pre_vote = true;
     o->check_quorum = true;
+    o->auto_promote = true;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Construction */
 
+static hamok_status rebuild_progress(hamok_raft *r);
+static hamok_status cfg_push(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
+static void cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e);
+
 hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
 {
     *out = NULL;
-    if (o == NULL || o->voters == NULL || o->n_voters == 0 || o->n_voters > 1024 ||
+    if (o == NULL || (o->n_voters > 0 && o->voters == NULL) || o->n_voters > MAX_MEMBERS ||
         o->election_timeout_ms == 0 || o->heartbeat_ms == 0 ||
         o->heartbeat_ms >= o->election_timeout_ms || o->max_inflight == 0 ||
         o->max_inflight > 65536 || o->max_batch_bytes == 0 || o->max_batch_entries == 0) {
@@ -172,32 +195,31 @@ hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
     }
     r->opt = *o;
     r->opt.voters = NULL;
-    r->prs = hamok__calloc(o->n_voters, sizeof *r->prs);
-    if (r->prs == NULL) {
-        hamok__free(r);
+    r->opt.n_voters = 0;
+    r->self_idx = SIZE_MAX;
+    hamok__prng_seed(&r->prng, o->seed ^ 0x68616d6f6b726166ULL);
+    hamok__log_init(&r->log);
+    r->role = HAMOK_RAFT_FOLLOWER;
+    hamok_member *ms = hamok__calloc(o->n_voters ? o->n_voters : 1, sizeof *ms);
+    if (ms == NULL) {
+        hamok__raft_destroy(&r);
         return HAMOK_ERR_NOMEM;
     }
-    r->n_prs = o->n_voters;
-    r->self_idx = SIZE_MAX;
     for (size_t i = 0; i < o->n_voters; i++) {
-        progress *pr = &r->prs[i];
-        pr->id = o->voters[i];
-        pr->is_self = hamok__id_eq(&o->voters[i], &o->self);
-        if (pr->is_self) {
-            r->self_idx = i;
-        }
-        pr->inflight = hamok__calloc(o->max_inflight, sizeof *pr->inflight);
-        if (pr->inflight == NULL) {
+        ms[i].id = o->voters[i];
+        ms[i].role = HAMOK_MEMBER_VOTER;
+        ms[i].endpoint = hamok__strdup("");
+        if (ms[i].endpoint == NULL) {
+            hamok__members_free(ms, o->n_voters);
             hamok__raft_destroy(&r);
             return HAMOK_ERR_NOMEM;
         }
     }
-    /* §5.2: a majority of the configuration, never of "peers heard from". */
-    r->quorum = r->n_prs / 2 + 1;
-    hamok__prng_seed(&r->prng, o->seed ^ 0x68616d6f6b726166ULL);
-    hamok__log_init(&r->log);
-    r->role = HAMOK_RAFT_FOLLOWER;
-    *out = r;
+    if (cfg_push(r, 0, ms, o->n_voters) != HAMOK_OK) {
+        hamok__raft_destroy(&r);
+        return HAMOK_ERR_NOMEM;
+    }
+    *out = r; /* the first update reports the configuration */
     return HAMOK_OK;
 }
 
@@ -232,6 +254,9 @@ hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *v
         r->vote = *vote;
     }
     r->persisted = hamok__log_last(&r->log);
+    for (size_t i = 0; i < n; i++) {
+        cfg_on_entry(r, i + 1, hamok__log_get(&r->log, i + 1));
+    }
     return HAMOK_OK;
 }
 
@@ -245,6 +270,10 @@ void hamok__raft_destroy(hamok_raft **rp)
         hamok__free(r->prs[i].inflight);
     }
     hamok__free(r->prs);
+    for (size_t i = 0; i < r->n_cfgs; i++) {
+        hamok__members_free(r->cfgs[i].members, r->cfgs[i].n);
+    }
+    hamok__free(r->cfgs);
     hamok__log_free(&r->log);
     hamok__free(r->out);
     hamok__free(r->msgs);
@@ -269,7 +298,127 @@ static progress *find_pr(hamok_raft *r, const hamok_id *id)
 
 static bool is_voter(const hamok_raft *r)
 {
-    return r->self_idx != SIZE_MAX;
+    return r->self_idx != SIZE_MAX && r->prs[r->self_idx].voter;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Configurations */
+
+static const cfg_version *cur_cfg(const hamok_raft *r)
+{
+    return &r->cfgs[r->n_cfgs - 1];
+}
+
+/* Rebuild the progress array for the configuration in force, keeping the
+ * state of members that stay. Never call while holding a progress pointer. */
+static hamok_status rebuild_progress(hamok_raft *r)
+{
+    const cfg_version *c = cur_cfg(r);
+    progress *prs = hamok__calloc(c->n ? c->n : 1, sizeof *prs);
+    if (prs == NULL) {
+        return HAMOK_ERR_NOMEM;
+    }
+    uint64_t last = hamok__log_last(&r->log);
+    for (size_t i = 0; i < c->n; i++) {
+        progress *old = find_pr(r, &c->members[i].id);
+        if (old != NULL) {
+            prs[i] = *old;
+        } else {
+            prs[i].id = c->members[i].id;
+            prs[i].next = last + 1;
+            prs[i].state = PR_PROBE;
+            prs[i].inflight = hamok__calloc(r->opt.max_inflight, sizeof *prs[i].inflight);
+            if (prs[i].inflight == NULL) {
+                for (size_t k = 0; k < i; k++) {
+                    if (find_pr(r, &prs[k].id) == NULL) {
+                        hamok__free(prs[k].inflight);
+                    }
+                }
+                hamok__free(prs);
+                return HAMOK_ERR_NOMEM;
+            }
+        }
+        prs[i].voter = c->members[i].role == HAMOK_MEMBER_VOTER;
+        prs[i].is_self = hamok__id_eq(&prs[i].id, &r->opt.self);
+    }
+    /* Free what was not carried over. */
+    for (size_t k = 0; k < r->n_prs; k++) {
+        bool kept = false;
+        for (size_t i = 0; i < c->n && !kept; i++) {
+            kept = hamok__id_eq(&r->prs[k].id, &prs[i].id);
+        }
+        if (!kept) {
+            hamok__free(r->prs[k].inflight);
+        }
+    }
+    hamok__free(r->prs);
+    r->prs = prs;
+    r->n_prs = c->n;
+    r->self_idx = SIZE_MAX;
+    size_t voters = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (prs[i].is_self) {
+            r->self_idx = i;
+        }
+        voters += prs[i].voter ? 1u : 0u;
+    }
+    /* §5.2, thesis §4: a majority of the voters of the configuration in
+     * force, never of "peers heard from lately". */
+    r->quorum = voters / 2 + 1;
+    return HAMOK_OK;
+}
+
+/* Takes ownership of `members`. */
+static hamok_status cfg_push(hamok_raft *r, uint64_t index, hamok_member *members, size_t n)
+{
+    if (r->n_cfgs == r->cap_cfgs) {
+        size_t cap = r->cap_cfgs ? r->cap_cfgs * 2 : 4;
+        cfg_version *p = hamok__realloc(r->cfgs, cap * sizeof *p);
+        if (p == NULL) {
+            hamok__members_free(members, n);
+            return HAMOK_ERR_NOMEM;
+        }
+        r->cfgs = p;
+        r->cap_cfgs = cap;
+    }
+    r->cfgs[r->n_cfgs++] = (cfg_version){index, members, n};
+    hamok_status st = rebuild_progress(r);
+    if (st != HAMOK_OK) {
+        r->n_cfgs--;
+        hamok__members_free(members, n);
+        return st;
+    }
+    r->config_changed = true;
+    return HAMOK_OK;
+}
+
+/* A CONFIG entry was appended at `index` (or restored). */
+static void cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e)
+{
+    if (e == NULL || e->type != HAMOK_ENTRY_CONFIG) {
+        return;
+    }
+    hamok_member *ms;
+    size_t n;
+    if (hamok__codec_decode_config(e->data, e->len, &ms, &n) != HAMOK_OK) {
+        return; /* leaders validate configurations; a bad one changes nothing */
+    }
+    (void)cfg_push(r, index, ms, n);
+}
+
+/* Entries from `from` on were truncated: forget their configurations. */
+static void cfg_truncate(hamok_raft *r, uint64_t from)
+{
+    bool changed = false;
+    while (r->n_cfgs > 1 && r->cfgs[r->n_cfgs - 1].index >= from) {
+        cfg_version *c = &r->cfgs[--r->n_cfgs];
+        hamok__members_free(c->members, c->n);
+        changed = true;
+    }
+    if (changed) {
+        (void)rebuild_progress(r);
+        r->config_changed = true;
+    }
 }
 
 static uint64_t term_at(const hamok_raft *r, uint64_t index)
@@ -440,7 +589,8 @@ static void confirm_reads(hamok_raft *r)
         size_t acks = 0;
         if (rd->ctx != 0) {
             for (size_t k = 0; k < r->n_prs; k++) {
-                if (r->prs[k].is_self || r->prs[k].acked_ctx >= rd->ctx) {
+                const progress *pr = &r->prs[k];
+                if (pr->voter && (pr->is_self || pr->acked_ctx >= rd->ctx)) {
                     acks++;
                 }
             }
@@ -592,11 +742,20 @@ static void become_leader(hamok_raft *r)
     maybe_commit(r);
 }
 
+static size_t voter_count(const hamok_raft *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        n += r->prs[i].voter ? 1u : 0u;
+    }
+    return n;
+}
+
 static size_t count_votes(const hamok_raft *r, vote_state v)
 {
     size_t n = 0;
     for (size_t i = 0; i < r->n_prs; i++) {
-        if (r->prs[i].vote == v) {
+        if (r->prs[i].voter && r->prs[i].vote == v) {
             n++;
         }
     }
@@ -643,7 +802,7 @@ static void campaign(hamok_raft *r, bool pre, bool transfer)
     uint64_t last = hamok__log_last(&r->log);
     uint64_t last_term = hamok__log_last_term(&r->log);
     for (size_t i = 0; i < r->n_prs; i++) {
-        if (r->prs[i].is_self) {
+        if (r->prs[i].is_self || !r->prs[i].voter) {
             continue;
         }
         hamok_msg *m =
@@ -766,14 +925,14 @@ static hamok_status transfer(hamok_raft *r, const hamok_raft_event *ev)
     progress *target = NULL;
     if (ev->u.transfer.has_target) {
         target = find_pr(r, &ev->u.transfer.target);
-        if (target == NULL || target->is_self) {
+        if (target == NULL || target->is_self || !target->voter) {
             return HAMOK_ERR_INVALID;
         }
     } else {
         /* The most up-to-date voter: it can be handed over soonest. */
         for (size_t i = 0; i < r->n_prs; i++) {
             progress *pr = &r->prs[i];
-            if (!pr->is_self && (target == NULL || pr->match > target->match)) {
+            if (!pr->is_self && pr->voter && (target == NULL || pr->match > target->match)) {
                 target = pr;
             }
         }
@@ -803,18 +962,24 @@ static int cmp_desc(const void *a, const void *b)
  * older terms are committed indirectly, never by counting). */
 static void maybe_commit(hamok_raft *r)
 {
-    if (r->role != HAMOK_RAFT_LEADER || !is_voter(r)) {
+    if (r->role != HAMOK_RAFT_LEADER) {
         return;
     }
-    uint64_t matches[1024];
+    uint64_t matches[MAX_MEMBERS];
     size_t n = 0;
     size_t quorum = r->quorum;
     for (size_t i = 0; i < r->n_prs; i++) {
         const progress *pr = &r->prs[i];
+        if (!pr->voter) {
+            continue;
+        }
         if (BUG(QUORUM_RECENT_PEERS) && !pr->is_self && !pr->recent_active) {
             continue; /* injected bug: only peers heard from lately count */
         }
         matches[n++] = pr->is_self ? r->persisted : pr->match;
+    }
+    if (n == 0) {
+        return;
     }
     if (BUG(QUORUM_RECENT_PEERS)) {
         quorum = n / 2 + 1;
@@ -856,6 +1021,10 @@ static void check_quorum(hamok_raft *r)
     size_t considered = 0;
     for (size_t i = 0; i < r->n_prs; i++) {
         progress *pr = &r->prs[i];
+        if (!pr->voter) {
+            pr->recent_active = false;
+            continue;
+        }
         if (BUG(QUORUM_RECENT_PEERS) && !pr->is_self && !pr->recent_active) {
             continue;
         }
@@ -915,7 +1084,8 @@ static void recv_vote_request(hamok_raft *r, const hamok_msg *m)
 {
     bool pre = m->type == HAMOK_MSG_PREVOTE_REQUEST;
     const hamok_msg_vote *v = &m->u.vote;
-    if (find_pr(r, &m->src) == NULL) {
+    const progress *cand = find_pr(r, &m->src);
+    if (cand == NULL || !cand->voter) {
         return; /* not a voter of our configuration */
     }
     uint64_t my_last = hamok__log_last(&r->log);
@@ -962,7 +1132,7 @@ static void recv_vote_response(hamok_raft *r, const hamok_msg *m)
         return; /* an answer to an earlier round */
     }
     progress *pr = find_pr(r, &m->src);
-    if (pr == NULL || pr->is_self) {
+    if (pr == NULL || pr->is_self || !pr->voter) {
         return;
     }
     pr->vote = v->granted ? VOTE_GRANTED : VOTE_REJECTED;
@@ -972,7 +1142,7 @@ static void recv_vote_response(hamok_raft *r, const hamok_msg *m)
         } else {
             become_leader(r);
         }
-    } else if (r->n_prs - count_votes(r, VOTE_REJECTED) < r->quorum) {
+    } else if (r->quorum + count_votes(r, VOTE_REJECTED) > voter_count(r)) {
         become_follower(r, r->term, NULL); /* lost: wait for a leader or time out */
     }
 }
@@ -1063,6 +1233,7 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
                 return;
             }
             hamok__log_truncate(&r->log, index);
+            cfg_truncate(r, index);
             if (r->truncate_from == 0 || r->truncate_from > index) {
                 r->truncate_from = index;
             }
@@ -1079,6 +1250,7 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
             break;
         }
         (void)hamok__log_append_take(&r->log, e); /* space reserved above */
+        cfg_on_entry(r, index, hamok__log_get(&r->log, index));
         if (r->persist_from == 0 || r->persist_from > index) {
             r->persist_from = index;
         }
@@ -1301,6 +1473,174 @@ static hamok_status propose(hamok_raft *r, const hamok_raft_event *ev)
     return HAMOK_OK;
 }
 
+static hamok_member *members_dup(const hamok_member *ms, size_t n, size_t extra)
+{
+    hamok_member *out = hamok__calloc(n + extra ? n + extra : 1, sizeof *out);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = ms[i];
+        out[i].endpoint = hamok__strdup(ms[i].endpoint ? ms[i].endpoint : "");
+        if (out[i].endpoint == NULL) {
+            hamok__members_free(out, i);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* Thesis §4.1-4.3: single-server changes through the log. The leader takes a
+ * new change only once the previous configuration is committed and it has
+ * committed an entry of its own term (Ongaro, raft-dev 2015: otherwise two
+ * overlapping changes across leaders can form disjoint majorities). */
+static hamok_status change(hamok_raft *r, hamok_raft_change_op op, const hamok_id *id,
+                           const char *endpoint)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return HAMOK_ERR_NOT_LEADER;
+    }
+    if (r->transferring) {
+        return HAMOK_ERR_BUSY;
+    }
+    const cfg_version *c = cur_cfg(r);
+    if (c->index > r->commit || term_at(r, r->commit) != r->term) {
+        return HAMOK_ERR_BUSY;
+    }
+    size_t at = SIZE_MAX;
+    size_t voters = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (hamok__id_eq(&c->members[i].id, id)) {
+            at = i;
+        }
+        voters += c->members[i].role == HAMOK_MEMBER_VOTER ? 1u : 0u;
+    }
+    hamok_member *ms = NULL;
+    size_t n = c->n;
+    switch (op) {
+    case HAMOK_RAFT_ADD_LEARNER:
+        if (at != SIZE_MAX) {
+            return HAMOK_OK; /* already a member */
+        }
+        if (c->n >= MAX_MEMBERS) {
+            return HAMOK_ERR_TOO_BIG;
+        }
+        ms = members_dup(c->members, c->n, 1);
+        if (ms == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        ms[n].id = *id;
+        ms[n].role = HAMOK_MEMBER_LEARNER;
+        ms[n].endpoint = hamok__strdup(endpoint ? endpoint : "");
+        n++;
+        if (ms[n - 1].endpoint == NULL) {
+            hamok__members_free(ms, n);
+            return HAMOK_ERR_NOMEM;
+        }
+        break;
+    case HAMOK_RAFT_PROMOTE:
+        if (at == SIZE_MAX) {
+            return HAMOK_ERR_NOT_FOUND;
+        }
+        if (c->members[at].role == HAMOK_MEMBER_VOTER) {
+            return HAMOK_OK;
+        }
+        ms = members_dup(c->members, c->n, 0);
+        if (ms == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        ms[at].role = HAMOK_MEMBER_VOTER;
+        break;
+    case HAMOK_RAFT_REMOVE:
+        if (at == SIZE_MAX) {
+            return HAMOK_ERR_NOT_FOUND;
+        }
+        if (c->members[at].role == HAMOK_MEMBER_VOTER && voters == 1) {
+            return HAMOK_ERR_INVALID; /* the last voter */
+        }
+        ms = members_dup(c->members, c->n, 0);
+        if (ms == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        hamok__free(ms[at].endpoint);
+        ms[at] = ms[n - 1];
+        n--;
+        break;
+    default: return HAMOK_ERR_INVALID;
+    }
+    hamok_buf buf = HAMOK_BUF_INIT;
+    hamok_status st = hamok__codec_encode_config(ms, n, &buf);
+    if (st != HAMOK_OK) {
+        hamok__members_free(ms, n);
+        hamok__buf_free(&buf);
+        return st;
+    }
+    hamok_entry e = {0};
+    e.type = HAMOK_ENTRY_CONFIG;
+    e.data = buf.data;
+    e.len = buf.len;
+    uint64_t index = hamok__log_last(&r->log) + 1;
+    st = append_local(r, &e, 1);
+    hamok__buf_free(&buf);
+    if (st != HAMOK_OK) {
+        hamok__members_free(ms, n);
+        return st;
+    }
+    st = cfg_push(r, index, ms, n);
+    if (st != HAMOK_OK) {
+        hamok__log_truncate(&r->log, index); /* keep log and configuration in step */
+        return st;
+    }
+    r->proposed_index = index;
+    r->proposed_term = r->term;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        progress *pr = &r->prs[i];
+        if (pr->is_self) {
+            continue;
+        }
+        if (pr->state == PR_PROBE && !pr->probe_sent) {
+            send_append(r, pr, true); /* a new member: find its match point now */
+        } else {
+            send_new(r, pr);
+        }
+    }
+    maybe_commit(r);
+    return HAMOK_OK;
+}
+
+/* End-of-step housekeeping that may rebuild the progress array (so it must
+ * not run while a handler holds a progress pointer). */
+static void after_step(hamok_raft *r)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return;
+    }
+    const cfg_version *c = cur_cfg(r);
+    if (c->index <= r->commit && !is_voter(r)) {
+        /* Thesis §4.2.2: a leader removed from the configuration steps down
+         * once the change is committed. */
+        become_follower(r, r->term, NULL);
+        return;
+    }
+    if (!r->opt.auto_promote || r->transferring || c->index > r->commit ||
+        term_at(r, r->commit) != r->term) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_prs; i++) {
+        const progress *pr = &r->prs[i];
+        /* Thesis §4.2.1: promote a learner once it has caught up. */
+        if (!pr->voter && !pr->is_self && pr->match >= r->commit) {
+            hamok_id id = pr->id;
+            uint64_t pi = r->proposed_index;
+            uint64_t pt = r->proposed_term;
+            (void)change(r, HAMOK_RAFT_PROMOTE, &id, NULL);
+            r->proposed_index = pi; /* not the caller's proposal */
+            r->proposed_term = pt;
+            return;
+        }
+    }
+}
+
 static void persisted(hamok_raft *r, uint64_t index, uint64_t term)
 {
     uint64_t t;
@@ -1392,6 +1732,14 @@ static void end_step(hamok_raft *r, hamok_raft_update *u)
     }
     u->proposed_index = r->proposed_index;
     u->proposed_term = r->proposed_term;
+    if (r->config_changed) {
+        const cfg_version *c = cur_cfg(r);
+        u->config_changed = true;
+        u->members = c->members;
+        u->n_members = c->n;
+        u->config_index = c->index;
+        r->config_changed = false; /* reported */
+    }
     u->reads = r->done_reads;
     u->n_reads = r->n_done_reads;
     u->role_changed = r->role_changed;
@@ -1403,7 +1751,7 @@ static void end_step(hamok_raft *r, hamok_raft_update *u)
             u->next_deadline_ms = r->transfer_deadline;
         }
     } else {
-        u->next_deadline_ms = is_voter(r) ? r->election_deadline : NO_DEADLINE;
+        u->next_deadline_ms = r->election_deadline; /* campaign() checks voter status */
     }
 }
 
@@ -1416,7 +1764,7 @@ hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_r
     if (!r->started) {
         r->started = true;
         reset_election_timer(r);
-        if (r->n_prs == 1 && is_voter(r)) {
+        if (voter_count(r) == 1 && is_voter(r)) {
             start_election(r); /* a cluster of one elects itself at once */
         }
     }
@@ -1434,9 +1782,13 @@ hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_r
     case HAMOK_RAFT_EV_PERSISTED: persisted(r, ev->u.persisted.index, ev->u.persisted.term); break;
     case HAMOK_RAFT_EV_READ_INDEX: register_read(r, ev->u.read.id, false, NULL); break;
     case HAMOK_RAFT_EV_TRANSFER: st = transfer(r, ev); break;
+    case HAMOK_RAFT_EV_CHANGE:
+        st = change(r, ev->u.change.op, &ev->u.change.id, ev->u.change.endpoint);
+        break;
     default: st = HAMOK_ERR_INVALID; break;
     }
     fire_timers(r);
+    after_step(r);
     end_step(r, u);
     return st;
 }
@@ -1508,4 +1860,16 @@ bool hamok__raft_term_at(const hamok_raft *r, uint64_t index, uint64_t *term)
 const hamok_entry *hamok__raft_entry(const hamok_raft *r, uint64_t index)
 {
     return hamok__log_get(&r->log, index);
+}
+
+const hamok_member *hamok__raft_members(const hamok_raft *r, size_t *n, uint64_t *index)
+{
+    const cfg_version *c = cur_cfg(r);
+    if (n != NULL) {
+        *n = c->n;
+    }
+    if (index != NULL) {
+        *index = c->index;
+    }
+    return c->members;
 }

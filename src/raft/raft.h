@@ -36,7 +36,11 @@ const char *hamok__raft_role_name(hamok_raft_role role);
 
 typedef struct hamok_raft_options {
     hamok_id self;
-    const hamok_id *voters; /* the configuration (copied); must include self to campaign */
+    /* Bootstrap configuration (copied): every listed peer is a voter. Used
+     * when the log (or a restored log) holds no configuration entry. Empty
+     * for a peer that joins an existing cluster: it learns the configuration
+     * from the leader and never campaigns until it is a voter. */
+    const hamok_id *voters;
     size_t n_voters;
     uint32_t election_timeout_ms; /* base T; each timeout is drawn from [T, 2T) */
     uint32_t heartbeat_ms;        /* leader heartbeat period; < election_timeout_ms */
@@ -46,6 +50,7 @@ typedef struct hamok_raft_options {
     bool pre_vote;                /* thesis §9.6; default true */
     bool check_quorum;            /* thesis §6.2; default true */
     uint64_t seed;                /* PRNG seed for election jitter */
+    bool auto_promote;            /* leader promotes caught-up learners; default true */
 } hamok_raft_options;
 
 /* Defaults: election 1000 ms, heartbeat 100 ms, 64 in flight, 256 KiB and 4096
@@ -74,7 +79,14 @@ typedef enum hamok_raft_event_type {
     HAMOK_RAFT_EV_PERSISTED = 4,  /* stored entries up to (index, term) are durable */
     HAMOK_RAFT_EV_READ_INDEX = 5, /* start a linearizable read barrier (thesis §6.4) */
     HAMOK_RAFT_EV_TRANSFER = 6,   /* leader: hand leadership to another voter (thesis §3.10) */
+    HAMOK_RAFT_EV_CHANGE = 7,     /* leader: one membership change through the log (thesis §4) */
 } hamok_raft_event_type;
+
+typedef enum hamok_raft_change_op {
+    HAMOK_RAFT_ADD_LEARNER = 1,
+    HAMOK_RAFT_PROMOTE = 2,
+    HAMOK_RAFT_REMOVE = 3,
+} hamok_raft_change_op;
 
 typedef struct hamok_raft_event {
     hamok_raft_event_type type;
@@ -104,6 +116,17 @@ typedef struct hamok_raft_event {
             bool has_target;
             hamok_id target;
         } transfer;
+        /* CHANGE: add `id` as a learner (with `endpoint`, may be NULL),
+         * promote a learner to voter, or remove a member. At most one change
+         * is in flight, and only after the leader committed an entry of its
+         * term: otherwise HAMOK_ERR_BUSY. A change that changes nothing (add
+         * of a member, promote of a voter) returns HAMOK_OK with
+         * update.proposed_index 0. */
+        struct {
+            hamok_raft_change_op op;
+            hamok_id id;
+            const char *endpoint;
+        } change;
     } u;
 } hamok_raft_event;
 
@@ -161,6 +184,14 @@ typedef struct hamok_raft_update {
     const hamok_raft_read *reads;
     size_t n_reads;
 
+    /* The configuration in force (the latest in the log, committed or not,
+     * thesis §4.1), set when it changed since the previous update (the first
+     * update always carries it); borrowed. */
+    bool config_changed;
+    const hamok_member *members;
+    size_t n_members;
+    uint64_t config_index; /* log index of its CONFIG entry; 0 = bootstrap */
+
     bool role_changed;   /* role or term changed in this step */
     bool leader_changed; /* known leader changed in this step */
 
@@ -168,6 +199,7 @@ typedef struct hamok_raft_update {
 } hamok_raft_update;
 
 /* Feed one event. `update` is overwritten (never NULL). Returns HAMOK_OK;
+ * HAMOK_ERR_NOT_FOUND for a CHANGE naming a non-member (promote, remove);
  * HAMOK_ERR_NOT_LEADER for a proposal or a transfer on a non-leader (nothing
  * appended); HAMOK_ERR_BUSY for a proposal while leadership is being
  * transferred; HAMOK_ERR_STATE for a transfer with no other voter;
@@ -192,6 +224,8 @@ uint64_t hamok__raft_last_index(const hamok_raft *r);
 bool hamok__raft_term_at(const hamok_raft *r, uint64_t index, uint64_t *term);
 /* Borrowed pointer to the entry at `index`, NULL if not in the log. */
 const hamok_entry *hamok__raft_entry(const hamok_raft *r, uint64_t index);
+/* The configuration in force (borrowed until the next step) and its index. */
+const hamok_member *hamok__raft_members(const hamok_raft *r, size_t *n, uint64_t *index);
 
 #ifdef HAMOK_RAFT_TESTING
 /* Test-only fault injection: compiled only into the test build of the core

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "codec/codec.h"
 #include "raft/raft.h"
 #include "util/alloc.h"
 
@@ -538,6 +539,174 @@ static void leadership_transfer_times_out(void **state)
     net_free(&t);
 }
 
+/* A fresh peer outside the configuration (it joins as a learner). */
+static int add_node(net *t)
+{
+    int i = t->n++;
+    t->ids[i] = hamok__id_from_u64((uint64_t)i + 1);
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = t->ids[i];
+    o.seed = (uint64_t)i + 99;
+    assert_int_equal(hamok__raft_new(&t->r[i], &o), HAMOK_OK);
+    tick(t, i);
+    return i;
+}
+
+static hamok_status change(net *t, int i, hamok_raft_change_op op, int who)
+{
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_CHANGE};
+    ev.u.change.op = op;
+    ev.u.change.id = t->ids[who];
+    ev.u.change.endpoint = "tcp://127.0.0.1:5000";
+    return raft_event(t, i, &ev);
+}
+
+static size_t voters_of(net *t, int i, size_t *members)
+{
+    size_t n;
+    const hamok_member *ms = hamok__raft_members(t->r[i], &n, NULL);
+    size_t v = 0;
+    for (size_t k = 0; k < n; k++) {
+        v += ms[k].role == HAMOK_MEMBER_VOTER ? 1u : 0u;
+    }
+    if (members != NULL) {
+        *members = n;
+    }
+    return v;
+}
+
+/* Thesis §4.2.1: a new server joins as a learner, catches up without
+ * counting, and is promoted once it has; one change at a time (§4.1). */
+static void membership_learner_promoted_when_caught_up(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    for (int k = 0; k < 50; k++) {
+        assert_true(propose(&t, l, "before-join") > 0);
+    }
+    deliver(&t);
+    int j = add_node(&t);
+    assert_int_equal(voters_of(&t, j, NULL), 0);
+    assert_int_equal(change(&t, l, HAMOK_RAFT_ADD_LEARNER, j), HAMOK_OK);
+    assert_int_equal(change(&t, l, HAMOK_RAFT_REMOVE, (l + 1) % 3), HAMOK_ERR_BUSY);
+    size_t members;
+    assert_int_equal(voters_of(&t, l, &members), 3);
+    assert_int_equal(members, 4);
+    advance(&t, 500);
+    assert_int_equal(voters_of(&t, l, NULL), 4); /* promoted */
+    assert_int_equal(voters_of(&t, j, NULL), 4);
+    assert_int_equal(hamok__raft_last_index(t.r[j]), hamok__raft_last_index(t.r[l]));
+    assert_int_equal(hamok__raft_commit_index(t.r[j]), hamok__raft_commit_index(t.r[l]));
+    /* four voters: the quorum is three, so one follower may be away */
+    int f = (l + 1) % 3;
+    for (int i = 0; i < 4; i++) {
+        t.cut[f][i] = t.cut[i][f] = true;
+    }
+    uint64_t idx = propose(&t, l, "after-join");
+    advance(&t, 200);
+    assert_true(hamok__raft_commit_index(t.r[l]) >= idx);
+    assert_true(hamok__raft_commit_index(t.r[j]) >= idx);
+    net_free(&t);
+}
+
+/* Thesis §4.2.2: a leader that removes itself keeps leading until the change
+ * commits, then steps down; the rest elect a leader among themselves. */
+static void membership_removed_leader_steps_down(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    assert_int_equal(change(&t, l, HAMOK_RAFT_REMOVE, l), HAMOK_OK);
+    advance(&t, 100);
+    assert_int_not_equal(hamok__raft_role(t.r[l]), HAMOK_RAFT_LEADER);
+    advance(&t, 3000);
+    int nl = leader_of(&t);
+    assert_true(nl >= 0 && nl != l);
+    assert_int_equal(voters_of(&t, nl, NULL), 2);
+    uint64_t idx = propose(&t, nl, "two voters");
+    advance(&t, 200);
+    for (int i = 0; i < 3; i++) {
+        if (i != l) {
+            assert_true(hamok__raft_commit_index(t.r[i]) >= idx);
+        }
+    }
+    assert_int_equal(change(&t, nl, HAMOK_RAFT_REMOVE, l), HAMOK_ERR_NOT_FOUND);
+    net_free(&t);
+}
+
+/* Thesis §4.1: a configuration entry that is truncated from the log takes its
+ * configuration with it. */
+static void membership_truncated_config_reverts(void **state)
+{
+    (void)state;
+    hamok_id ids[3] = {hamok__id_from_u64(1), hamok__id_from_u64(2), hamok__id_from_u64(3)};
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = ids[1];
+    o.voters = ids;
+    o.n_voters = 3;
+    hamok_raft *r;
+    assert_int_equal(hamok__raft_new(&r, &o), HAMOK_OK);
+    hamok_member ms[4];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < 4; i++) {
+        ms[i].id = hamok__id_from_u64((uint64_t)i + 1);
+        ms[i].role = i < 3 ? HAMOK_MEMBER_VOTER : HAMOK_MEMBER_LEARNER;
+        ms[i].endpoint = (char *)"";
+    }
+    hamok_buf cfg = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__codec_encode_config(ms, 4, &cfg), HAMOK_OK);
+
+    hamok_entry es[2];
+    memset(es, 0, sizeof es);
+    es[0].type = HAMOK_ENTRY_NOOP;
+    es[0].term = 1;
+    es[1].type = HAMOK_ENTRY_CONFIG;
+    es[1].term = 1;
+    es[1].data = hamok__memdup(cfg.data, cfg.len);
+    es[1].len = cfg.len;
+    hamok_msg m = {0};
+    m.type = HAMOK_MSG_APPEND_ENTRIES;
+    m.src = ids[0];
+    m.dst = ids[1];
+    m.u.append.term = 1;
+    m.u.append.entries = es;
+    m.u.append.n_entries = 2;
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_RECEIVE, .now_ms = 10};
+    ev.u.msg = &m;
+    hamok_raft_update u;
+    assert_int_equal(hamok__raft_step(r, &ev, &u), HAMOK_OK);
+    assert_true(u.config_changed);
+    assert_int_equal(u.n_members, 4);
+    assert_int_equal(u.config_index, 2);
+    hamok__entry_clear(&es[1]);
+
+    /* a leader of term 2 that never saw index 2 */
+    hamok_entry e2 = {0};
+    e2.type = HAMOK_ENTRY_NOOP;
+    e2.term = 2;
+    m.src = ids[2];
+    m.u.append.term = 2;
+    m.u.append.prev_log_index = 1;
+    m.u.append.prev_log_term = 1;
+    m.u.append.entries = &e2;
+    m.u.append.n_entries = 1;
+    ev.now_ms = 20;
+    assert_int_equal(hamok__raft_step(r, &ev, &u), HAMOK_OK);
+    assert_true(u.config_changed);
+    assert_int_equal(u.n_members, 3);
+    assert_int_equal(u.config_index, 0);
+    assert_int_equal(u.truncate_from, 2);
+    hamok__buf_free(&cfg);
+    hamok__raft_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +722,9 @@ int main(void)
         cmocka_unit_test(read_index_single_node_immediate),
         cmocka_unit_test(leadership_transfer_to_lagging_target),
         cmocka_unit_test(leadership_transfer_times_out),
+        cmocka_unit_test(membership_learner_promoted_when_caught_up),
+        cmocka_unit_test(membership_removed_leader_steps_down),
+        cmocka_unit_test(membership_truncated_config_reverts),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }
