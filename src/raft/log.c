@@ -136,3 +136,29 @@ uint64_t hamok__log_last_with_term_at_most(const hamok_log *l, uint64_t lo, uint
     }
     return ans;
 }
+
+void hamok__log_compact(hamok_log *l, uint64_t upto)
+{
+    if (upto <= l->snap_index || upto > hamok__log_last(l)) {
+        return;
+    }
+    size_t drop = (size_t)(upto - l->snap_index);
+    uint64_t term = l->ents[drop - 1].term;
+    for (size_t i = 0; i < drop; i++) {
+        hamok__entry_clear(&l->ents[i]);
+    }
+    memmove(l->ents, l->ents + drop, (l->n - drop) * sizeof *l->ents);
+    l->n -= drop;
+    l->snap_index = upto;
+    l->snap_term = term;
+}
+
+void hamok__log_reset(hamok_log *l, uint64_t index, uint64_t term)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        hamok__entry_clear(&l->ents[i]);
+    }
+    l->n = 0;
+    l->snap_index = index;
+    l->snap_term = term;
+}

@@ -46,6 +46,11 @@ hamok_status hamok__log_append_copy(hamok_log *l, const hamok_entry *e, uint64_t
 hamok_status hamok__log_append_take(hamok_log *l, hamok_entry *e);
 /* Remove every entry with index >= from (no-op when from > last). */
 void hamok__log_truncate(hamok_log *l, uint64_t from);
+/* Drop every entry with index <= upto (upto <= last), moving the snapshot
+ * point there. */
+void hamok__log_compact(hamok_log *l, uint64_t upto);
+/* Drop everything and restart the log after (index, term). */
+void hamok__log_reset(hamok_log *l, uint64_t index, uint64_t term);
 /* Last index in [lo, hi] whose term is <= term (terms are sorted), or lo - 1
  * when there is none. Requires first - 1 <= lo <= hi <= last. */
 uint64_t hamok__log_last_with_term_at_most(const hamok_log *l, uint64_t lo, uint64_t hi,

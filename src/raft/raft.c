@@ -22,6 +22,7 @@ hamok_raft_bug hamok__raft_bug = HAMOK_RAFT_BUG_NONE;
 typedef enum pr_state {
     PR_PROBE = 0,     /* one AppendEntries at a time until the match point is found */
     PR_REPLICATE = 1, /* pipelined: up to max_inflight batches outstanding */
+    PR_SNAPSHOT = 2,  /* behind the log start: receiving a snapshot, chunk by chunk */
 } pr_state;
 
 typedef enum vote_state {
@@ -45,7 +46,10 @@ typedef struct progress {
     uint32_t in_head;
     uint32_t in_count;
     vote_state vote;
-    uint64_t acked_ctx; /* highest read-round ctx this voter answered */
+    uint64_t acked_ctx;         /* highest read-round ctx this voter answered */
+    uint64_t snap_index;        /* PR_SNAPSHOT: the snapshot being sent */
+    uint64_t snap_offset;       /* bytes the follower confirmed */
+    uint64_t snap_offset_at_hb; /* stall detection */
 } progress;
 
 /* A read barrier waiting for the leader to confirm its leadership (thesis
@@ -84,6 +88,19 @@ struct hamok_raft {
     size_t n_cfgs;
     size_t cap_cfgs;
     bool config_changed;
+
+    /* Latest snapshot (thesis §5.1): the state machine as of this index. */
+    uint64_t snapshot_index;
+    uint64_t snapshot_term;
+    uint64_t want_index;    /* last index a snapshot was asked for */
+    uint64_t applied_bytes; /* entry bytes applied since the last snapshot */
+    /* Follower: the snapshot being received. */
+    bool in_active;
+    uint64_t in_index;
+    uint64_t in_term;
+    uint64_t in_received;
+    hamok_member *in_members;
+    size_t in_n_members;
     progress *prs;
     size_t n_prs;
     size_t self_idx; /* SIZE_MAX when self is not a voter */
@@ -140,6 +157,13 @@ struct hamok_raft {
     hamok_raft_read *done_reads;
     size_t n_done_reads;
     size_t cap_done_reads;
+    hamok_raft_snapshot_send *sends;
+    size_t n_sends;
+    size_t cap_sends;
+    bool has_chunk;
+    hamok_raft_snapshot_chunk chunk;
+    uint8_t *chunk_data; /* taken from the received message */
+    bool installed;
 };
 
 const char *hamok__raft_role_name(hamok_raft_role role)
@@ -164,14 +188,20 @@ void hamok__raft_options_default(hamok_raft_options *o)
     o->pre_vote = true;
     o->check_quorum = true;
     o->auto_promote = true;
+    o->snapshot_entries = 16384;
+    o->snapshot_bytes = 64u * 1024u * 1024u;
+    o->snapshot_trailing = 1024;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Construction */
 
 static hamok_status rebuild_progress(hamok_raft *r);
+static hamok_status cfg_append_raw(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
 static hamok_status cfg_push(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
 static void cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e);
+static hamok_status cfg_reset(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
+static hamok_member *members_dup(const hamok_member *ms, size_t n, size_t extra);
 
 hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
 {
@@ -223,13 +253,41 @@ hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
     return HAMOK_OK;
 }
 
+hamok_status hamok__raft_restore_snapshot(hamok_raft *r, uint64_t index, uint64_t term,
+                                          const hamok_member *members, size_t n)
+{
+    if (r->started || r->log.n != 0 || r->snapshot_index != 0) {
+        return HAMOK_ERR_STATE;
+    }
+    if (index == 0 || term == 0 || (n > 0 && members == NULL) || n > MAX_MEMBERS) {
+        return HAMOK_ERR_INVALID;
+    }
+    hamok_member *ms = members_dup(members, n, 0);
+    if (ms == NULL) {
+        return HAMOK_ERR_NOMEM;
+    }
+    hamok__log_reset(&r->log, index, term);
+    hamok_status st = cfg_reset(r, index, ms, n);
+    if (st != HAMOK_OK) {
+        hamok__log_reset(&r->log, 0, 0);
+        return st;
+    }
+    r->snapshot_index = r->want_index = index;
+    r->snapshot_term = term;
+    r->commit = r->applied = r->persisted = index;
+    if (r->term < term) {
+        r->term = term;
+    }
+    return HAMOK_OK;
+}
+
 hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *vote,
                                  const hamok_entry *entries, size_t n)
 {
     if (r->started || r->log.n != 0) {
         return HAMOK_ERR_STATE;
     }
-    uint64_t prev = 0;
+    uint64_t prev = r->log.snap_term;
     for (size_t i = 0; i < n; i++) {
         if (entries[i].term < prev || entries[i].term > term ||
             entries[i].type < HAMOK_ENTRY_NOOP || entries[i].type > HAMOK_ENTRY_TYPE_MAX_) {
@@ -241,10 +299,13 @@ hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *v
     if (st != HAMOK_OK) {
         return st;
     }
+    if (n > 0 && entries[0].term < r->log.snap_term) {
+        return HAMOK_ERR_INVALID;
+    }
     for (size_t i = 0; i < n; i++) {
         st = hamok__log_append_copy(&r->log, &entries[i], entries[i].term);
         if (st != HAMOK_OK) {
-            hamok__log_truncate(&r->log, 1);
+            hamok__log_truncate(&r->log, hamok__log_first(&r->log));
             return st;
         }
     }
@@ -255,7 +316,8 @@ hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *v
     }
     r->persisted = hamok__log_last(&r->log);
     for (size_t i = 0; i < n; i++) {
-        cfg_on_entry(r, i + 1, hamok__log_get(&r->log, i + 1));
+        uint64_t index = r->log.snap_index + 1 + i;
+        cfg_on_entry(r, index, hamok__log_get(&r->log, index));
     }
     return HAMOK_OK;
 }
@@ -279,6 +341,9 @@ void hamok__raft_destroy(hamok_raft **rp)
     hamok__free(r->msgs);
     hamok__free(r->reads);
     hamok__free(r->done_reads);
+    hamok__free(r->sends);
+    hamok__free(r->chunk_data);
+    hamok__members_free(r->in_members, r->in_n_members);
     hamok__free(r);
     *rp = NULL;
 }
@@ -371,18 +436,11 @@ static hamok_status rebuild_progress(hamok_raft *r)
 /* Takes ownership of `members`. */
 static hamok_status cfg_push(hamok_raft *r, uint64_t index, hamok_member *members, size_t n)
 {
-    if (r->n_cfgs == r->cap_cfgs) {
-        size_t cap = r->cap_cfgs ? r->cap_cfgs * 2 : 4;
-        cfg_version *p = hamok__realloc(r->cfgs, cap * sizeof *p);
-        if (p == NULL) {
-            hamok__members_free(members, n);
-            return HAMOK_ERR_NOMEM;
-        }
-        r->cfgs = p;
-        r->cap_cfgs = cap;
+    hamok_status st = cfg_append_raw(r, index, members, n);
+    if (st != HAMOK_OK) {
+        return st;
     }
-    r->cfgs[r->n_cfgs++] = (cfg_version){index, members, n};
-    hamok_status st = rebuild_progress(r);
+    st = rebuild_progress(r);
     if (st != HAMOK_OK) {
         r->n_cfgs--;
         hamok__members_free(members, n);
@@ -419,6 +477,77 @@ static void cfg_truncate(hamok_raft *r, uint64_t from)
         (void)rebuild_progress(r);
         r->config_changed = true;
     }
+}
+
+/* Keep only the configuration in force at `upto` as the base, dropping older
+ * versions (their entries were compacted away). */
+static void cfg_prune(hamok_raft *r, uint64_t upto)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < r->n_cfgs; i++) {
+        if (r->cfgs[i].index <= upto) {
+            keep = i;
+        }
+    }
+    for (size_t i = 0; i < keep; i++) {
+        hamok__members_free(r->cfgs[i].members, r->cfgs[i].n);
+    }
+    memmove(r->cfgs, r->cfgs + keep, (r->n_cfgs - keep) * sizeof *r->cfgs);
+    r->n_cfgs -= keep;
+}
+
+/* Append a version without rebuilding progress; takes `members`. */
+static hamok_status cfg_append_raw(hamok_raft *r, uint64_t index, hamok_member *members, size_t n)
+{
+    if (r->n_cfgs == r->cap_cfgs) {
+        size_t cap = r->cap_cfgs ? r->cap_cfgs * 2 : 4;
+        cfg_version *p = hamok__realloc(r->cfgs, cap * sizeof *p);
+        if (p == NULL) {
+            hamok__members_free(members, n);
+            return HAMOK_ERR_NOMEM;
+        }
+        r->cfgs = p;
+        r->cap_cfgs = cap;
+    }
+    r->cfgs[r->n_cfgs++] = (cfg_version){index, members, n};
+    return HAMOK_OK;
+}
+
+/* Replace every configuration by `members` (owned) as of `index`, then
+ * re-read the CONFIG entries the log still holds after it. */
+static hamok_status cfg_reset(hamok_raft *r, uint64_t index, hamok_member *members, size_t n)
+{
+    for (size_t i = 0; i < r->n_cfgs; i++) {
+        hamok__members_free(r->cfgs[i].members, r->cfgs[i].n);
+    }
+    r->n_cfgs = 0;
+    hamok_status st = cfg_append_raw(r, index, members, n);
+    for (uint64_t i = hamok__log_first(&r->log); st == HAMOK_OK && i <= hamok__log_last(&r->log);
+         i++) {
+        const hamok_entry *e = hamok__log_get(&r->log, i);
+        hamok_member *ms;
+        size_t k;
+        if (e->type == HAMOK_ENTRY_CONFIG &&
+            hamok__codec_decode_config(e->data, e->len, &ms, &k) == HAMOK_OK) {
+            st = cfg_append_raw(r, i, ms, k);
+        }
+    }
+    if (st != HAMOK_OK) {
+        return st;
+    }
+    r->config_changed = true;
+    return rebuild_progress(r);
+}
+
+static const cfg_version *cfg_at(const hamok_raft *r, uint64_t index)
+{
+    const cfg_version *found = NULL;
+    for (size_t i = 0; i < r->n_cfgs; i++) {
+        if (r->cfgs[i].index <= index) {
+            found = &r->cfgs[i];
+        }
+    }
+    return found;
 }
 
 static uint64_t term_at(const hamok_raft *r, uint64_t index)
@@ -824,6 +953,41 @@ static void start_election(hamok_raft *r)
 /* ------------------------------------------------------------------------- */
 /* Replication (leader side) */
 
+/* Thesis §5.1: a follower whose next entry was compacted away gets the
+ * latest snapshot, chunk by chunk; the caller reads the bytes. */
+static void request_chunk(hamok_raft *r, progress *pr)
+{
+    if (pr->snap_index != r->snapshot_index) {
+        pr->snap_index = r->snapshot_index; /* a newer one replaced it: restart */
+        pr->snap_offset = 0;
+    }
+    if (r->n_sends == r->cap_sends) {
+        size_t cap = r->cap_sends ? r->cap_sends * 2 : 4;
+        hamok_raft_snapshot_send *p = hamok__realloc(r->sends, cap * sizeof *p);
+        if (p == NULL) {
+            return; /* retried at the next heartbeat */
+        }
+        r->sends = p;
+        r->cap_sends = cap;
+    }
+    const cfg_version *c = cfg_at(r, pr->snap_index);
+    r->sends[r->n_sends++] =
+        (hamok_raft_snapshot_send){pr->id,           r->term,         pr->snap_index,
+                                   r->snapshot_term, pr->snap_offset, c ? c->members : NULL,
+                                   c ? c->n : 0};
+}
+
+static void start_snapshot(hamok_raft *r, progress *pr)
+{
+    pr->state = PR_SNAPSHOT;
+    pr->probe_sent = false;
+    pr_inflight_reset(pr);
+    pr->snap_index = r->snapshot_index;
+    pr->snap_offset = 0;
+    pr->snap_offset_at_hb = UINT64_MAX;
+    request_chunk(r, pr);
+}
+
 /* §5.3: AppendEntries carrying up to max_batch_entries / max_batch_bytes from
  * pr->next on. In PROBE one batch is outstanding at a time; in REPLICATE up to
  * max_inflight batches are pipelined. */
@@ -833,7 +997,9 @@ static void send_append(hamok_raft *r, progress *pr, bool allow_empty)
     uint64_t prev = pr->next - 1;
     uint64_t prev_term;
     if (!hamok__log_term(&r->log, prev, &prev_term)) {
-        /* Below the log start: needs a snapshot (not before compaction exists). */
+        if (r->snapshot_index > 0 && pr->state != PR_SNAPSHOT) {
+            start_snapshot(r, pr); /* below the log start */
+        }
         return;
     }
     size_t n = 0;
@@ -872,6 +1038,9 @@ static void send_append(hamok_raft *r, progress *pr, bool allow_empty)
 static void send_new(hamok_raft *r, progress *pr)
 {
     uint64_t last = hamok__log_last(&r->log);
+    if (pr->state == PR_SNAPSHOT) {
+        return; /* the snapshot's chunks flow on their own */
+    }
     if (pr->state == PR_PROBE) {
         if (!pr->probe_sent && pr->next <= last) {
             send_append(r, pr, false);
@@ -895,12 +1064,15 @@ static void send_heartbeat(hamok_raft *r, progress *pr)
     if (m == NULL) {
         return;
     }
+    /* Anchor at the match point, or the log start if that was compacted (a
+     * follower lacking it answers with a hint that leads to a snapshot). */
+    uint64_t prev = pr->match > r->log.snap_index ? pr->match : r->log.snap_index;
     m->u.append.term = r->term;
-    m->u.append.prev_log_index = pr->match;
-    m->u.append.prev_log_term = term_at(r, pr->match);
+    m->u.append.prev_log_index = prev;
+    m->u.append.prev_log_term = term_at(r, prev);
     m->u.append.leader_commit = r->commit;
     m->u.append.ctx = r->read_ctx;
-    r->out[r->n_out - 1].first_index = pr->match + 1;
+    r->out[r->n_out - 1].first_index = prev + 1;
 }
 
 /* Thesis §3.10: once the target has every entry, tell it to campaign at once. */
@@ -1061,7 +1233,12 @@ static void heartbeat(hamok_raft *r)
         if (pr->is_self) {
             continue;
         }
-        if (pr->state == PR_PROBE) {
+        if (pr->state == PR_SNAPSHOT) {
+            if (pr->snap_offset == pr->snap_offset_at_hb) {
+                request_chunk(r, pr); /* no progress for a period: resend */
+            }
+            pr->snap_offset_at_hb = pr->snap_offset;
+        } else if (pr->state == PR_PROBE) {
             /* Retransmit the probe (it or its answer may have been lost). */
             pr->probe_sent = false;
             send_append(r, pr, true);
@@ -1207,6 +1384,19 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
     uint64_t prev = a->prev_log_index;
     uint64_t last = hamok__log_last(&r->log);
     uint64_t t;
+    size_t skip = 0;
+    if (prev < r->log.snap_index) {
+        /* Entries up to our snapshot are committed and match any leader's
+         * (§5.4): skip them and check the rest from the snapshot point. */
+        uint64_t behind = r->log.snap_index - prev;
+        if (behind >= a->n_entries) {
+            respond_append(r, &m->src, a->ctx);
+            return;
+        }
+        skip = (size_t)behind;
+        prev = r->log.snap_index;
+        a->prev_log_term = r->log.snap_term;
+    }
     /* §5.3 consistency check on (prevLogIndex, prevLogTerm). */
     if (prev > last || !hamok__log_term(&r->log, prev, &t) || t != a->prev_log_term) {
         if (prev < r->commit) {
@@ -1220,8 +1410,8 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
         return; /* the leader retries */
     }
     uint64_t index = prev;
-    for (size_t i = 0; i < a->n_entries; i++) {
-        index = prev + 1 + i;
+    for (size_t i = skip; i < a->n_entries; i++) {
+        index = prev + 1 + (i - skip);
         hamok_entry *e = &a->entries[i];
         if (index <= hamok__log_last(&r->log)) {
             if (term_at(r, index) == e->term) {
@@ -1282,6 +1472,9 @@ static void recv_append_response(hamok_raft *r, const hamok_msg *m)
         confirm_reads(r);
     }
     uint64_t last = hamok__log_last(&r->log);
+    if (pr->state == PR_SNAPSHOT) {
+        return; /* an answer to an earlier batch; the snapshot decides */
+    }
     if (a->success) {
         uint64_t verified = a->last_log_index < last ? a->last_log_index : last;
         uint64_t match = a->match_index < verified ? a->match_index : verified;
@@ -1335,6 +1528,167 @@ static void recv_append_response(hamok_raft *r, const hamok_msg *m)
     send_append(r, pr, true);
 }
 
+static void respond_snapshot(hamok_raft *r, const hamok_id *to, uint64_t index, uint64_t next,
+                             bool done)
+{
+    hamok_msg *out = emit(r, HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE, to);
+    if (out != NULL) {
+        out->u.snapshot_response.term = r->term;
+        out->u.snapshot_response.last_index = index;
+        out->u.snapshot_response.next_offset = next;
+        out->u.snapshot_response.done = done;
+    }
+}
+
+/* Thesis §5.1 / Figure 5.3: the last chunk installs the snapshot. A log
+ * that holds the snapshot's last entry keeps what follows it; otherwise the
+ * whole log goes. The caller restores its state machine from the snapshot. */
+static void install_snapshot(hamok_raft *r)
+{
+    uint64_t index = r->in_index;
+    uint64_t term = r->in_term;
+    uint64_t t;
+    if (hamok__log_term(&r->log, index, &t) && t == term) {
+        hamok__log_compact(&r->log, index);
+    } else {
+        uint64_t first = hamok__log_first(&r->log);
+        if (hamok__log_last(&r->log) >= first &&
+            (r->truncate_from == 0 || r->truncate_from > first)) {
+            r->truncate_from = first;
+        }
+        hamok__log_reset(&r->log, index, term);
+        r->persist_from = 0;
+        r->persisted = index;
+    }
+    if (r->persisted < index) {
+        r->persisted = index;
+    }
+    if (r->commit < index) {
+        r->commit = index;
+    }
+    r->applied = index;
+    if (r->verified < index) {
+        r->verified = index;
+    }
+    r->snapshot_index = index;
+    r->snapshot_term = term;
+    r->want_index = index;
+    r->applied_bytes = 0;
+    hamok_member *ms = r->in_members;
+    size_t n = r->in_n_members;
+    r->in_members = NULL;
+    r->in_n_members = 0;
+    r->in_active = false;
+    (void)cfg_reset(r, index, ms, n);
+    r->installed = true;
+}
+
+static void recv_snapshot(hamok_raft *r, hamok_msg *m)
+{
+    hamok_msg_snapshot *sn = &m->u.snapshot;
+    if (r->role == HAMOK_RAFT_LEADER) {
+        return;
+    }
+    if (r->role != HAMOK_RAFT_FOLLOWER || !r->has_leader || !hamok__id_eq(&r->leader, &m->src)) {
+        become_follower(r, r->term, &m->src);
+    }
+    r->last_leader_contact = r->now;
+    reset_election_timer(r);
+    if (sn->last_index <= r->applied) {
+        /* Already applied: those entries are committed, nothing to install. */
+        respond_snapshot(r, &m->src, sn->last_index, 0, true);
+        return;
+    }
+    if (sn->offset == 0) {
+        hamok__members_free(r->in_members, r->in_n_members);
+        r->in_members = sn->members; /* taken from the message */
+        r->in_n_members = sn->n_members;
+        sn->members = NULL;
+        sn->n_members = 0;
+        r->in_active = true;
+        r->in_index = sn->last_index;
+        r->in_term = sn->last_term;
+        r->in_received = 0;
+    } else if (!r->in_active || r->in_index != sn->last_index || r->in_term != sn->last_term ||
+               sn->offset != r->in_received) {
+        bool same = r->in_active && r->in_index == sn->last_index && r->in_term == sn->last_term;
+        respond_snapshot(r, &m->src, sn->last_index, same ? r->in_received : 0, false);
+        return;
+    }
+    hamok__free(r->chunk_data);
+    r->chunk_data = sn->data; /* taken from the message */
+    sn->data = NULL;
+    r->has_chunk = true;
+    r->chunk = (hamok_raft_snapshot_chunk){sn->last_index,
+                                           sn->last_term,
+                                           sn->offset,
+                                           r->chunk_data,
+                                           sn->len,
+                                           sn->done,
+                                           sn->offset == 0 ? r->in_members : NULL,
+                                           sn->offset == 0 ? r->in_n_members : 0};
+    r->in_received += sn->len;
+    if (sn->done) {
+        install_snapshot(r);
+    }
+    respond_snapshot(r, &m->src, sn->last_index, r->in_received, sn->done);
+}
+
+static void recv_snapshot_response(hamok_raft *r, const hamok_msg *m)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return;
+    }
+    progress *pr = find_pr(r, &m->src);
+    if (pr == NULL || pr->is_self) {
+        return;
+    }
+    pr->recent_active = true;
+    const hamok_msg_snapshot_response *a = &m->u.snapshot_response;
+    if (a->done) {
+        uint64_t last = hamok__log_last(&r->log);
+        uint64_t match = a->last_index < last ? a->last_index : last;
+        bool advanced = match > pr->match;
+        if (advanced) {
+            pr->match = match;
+        }
+        if (pr->state == PR_SNAPSHOT && a->last_index >= pr->snap_index) {
+            pr_become_probe(r, pr, pr->match + 1);
+            send_append(r, pr, true);
+        }
+        if (advanced) {
+            maybe_commit(r);
+        }
+        return;
+    }
+    if (pr->state == PR_SNAPSHOT && a->last_index == pr->snap_index &&
+        a->next_offset != pr->snap_offset) {
+        pr->snap_offset = a->next_offset;
+        request_chunk(r, pr);
+    }
+}
+
+/* The caller stored a snapshot as of `index`: compact the log before it,
+ * keeping snapshot_trailing entries for followers slightly behind. */
+static hamok_status snapshot_taken(hamok_raft *r, uint64_t index)
+{
+    uint64_t t;
+    if (index == 0 || index > r->applied || !hamok__log_term(&r->log, index, &t)) {
+        return HAMOK_ERR_INVALID;
+    }
+    if (index <= r->snapshot_index) {
+        return HAMOK_OK;
+    }
+    r->snapshot_index = index;
+    r->snapshot_term = t;
+    uint64_t upto = index > r->opt.snapshot_trailing ? index - r->opt.snapshot_trailing : 0;
+    if (upto > r->log.snap_index) {
+        hamok__log_compact(&r->log, upto);
+        cfg_prune(r, upto);
+    }
+    return HAMOK_OK;
+}
+
 static void recv_timeout_now(hamok_raft *r)
 {
     /* Thesis §3.10: the leader asks us to start an election at once
@@ -1354,6 +1708,8 @@ static bool is_raft_msg(uint8_t type)
     case HAMOK_MSG_TIMEOUT_NOW:
     case HAMOK_MSG_APPEND_ENTRIES:
     case HAMOK_MSG_APPEND_RESPONSE:
+    case HAMOK_MSG_INSTALL_SNAPSHOT:
+    case HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE:
     case HAMOK_MSG_READ_INDEX_REQUEST:
     case HAMOK_MSG_READ_INDEX_RESPONSE: return true;
     default: return false;
@@ -1370,6 +1726,8 @@ static uint64_t msg_term(const hamok_msg *m)
     case HAMOK_MSG_TIMEOUT_NOW: return m->u.timeout_now.term;
     case HAMOK_MSG_APPEND_ENTRIES: return m->u.append.term;
     case HAMOK_MSG_APPEND_RESPONSE: return m->u.append_response.term;
+    case HAMOK_MSG_INSTALL_SNAPSHOT: return m->u.snapshot.term;
+    case HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE: return m->u.snapshot_response.term;
     default: return 0;
     }
 }
@@ -1405,13 +1763,14 @@ static void receive(hamok_raft *r, hamok_msg *m)
         } else if (m->type == HAMOK_MSG_VOTE_REQUEST && !m->u.vote.transfer && in_lease(r)) {
             return;
         } else {
-            bool from_leader = m->type == HAMOK_MSG_APPEND_ENTRIES;
+            bool from_leader =
+                m->type == HAMOK_MSG_APPEND_ENTRIES || m->type == HAMOK_MSG_INSTALL_SNAPSHOT;
             become_follower(r, mt, from_leader ? &m->src : NULL);
         }
     } else if (mt < r->term) {
         /* Stale sender. Tell a stale leader or pre-candidate our term so it
          * steps down (with check-quorum it would otherwise never learn). */
-        if (m->type == HAMOK_MSG_APPEND_ENTRIES) {
+        if (m->type == HAMOK_MSG_APPEND_ENTRIES || m->type == HAMOK_MSG_INSTALL_SNAPSHOT) {
             hamok_msg *out = emit(r, HAMOK_MSG_APPEND_RESPONSE, &m->src);
             if (out != NULL) {
                 out->u.append_response.term = r->term;
@@ -1432,6 +1791,8 @@ static void receive(hamok_raft *r, hamok_msg *m)
     case HAMOK_MSG_APPEND_ENTRIES: recv_append(r, m); break;
     case HAMOK_MSG_APPEND_RESPONSE: recv_append_response(r, m); break;
     case HAMOK_MSG_TIMEOUT_NOW: recv_timeout_now(r); break;
+    case HAMOK_MSG_INSTALL_SNAPSHOT: recv_snapshot(r, m); break;
+    case HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE: recv_snapshot_response(r, m); break;
     default: break;
     }
 }
@@ -1644,8 +2005,11 @@ static void after_step(hamok_raft *r)
 static void persisted(hamok_raft *r, uint64_t index, uint64_t term)
 {
     uint64_t t;
-    if (index <= r->persisted || !hamok__log_term(&r->log, index, &t) || t != term) {
-        return; /* old news, or entries truncated since */
+    if (index <= r->persisted) {
+        return; /* old news */
+    }
+    if (index > r->log.snap_index && (!hamok__log_term(&r->log, index, &t) || t != term)) {
+        return; /* entries truncated since; compacted ones are committed for good */
     }
     r->persisted = index;
     if (r->role == HAMOK_RAFT_LEADER) {
@@ -1690,6 +2054,11 @@ static void begin_step(hamok_raft *r)
     r->proposed_index = 0;
     r->proposed_term = 0;
     r->n_done_reads = 0;
+    r->n_sends = 0;
+    r->has_chunk = false;
+    r->installed = false;
+    hamok__free(r->chunk_data);
+    r->chunk_data = NULL;
 }
 
 static void end_step(hamok_raft *r, hamok_raft_update *u)
@@ -1729,7 +2098,29 @@ static void end_step(hamok_raft *r, hamok_raft_update *u)
         u->apply = hamok__log_get(&r->log, r->applied + 1);
         u->n_apply = (size_t)(r->commit - r->applied);
         r->applied = r->commit;
+        for (size_t i = 0; i < u->n_apply; i++) {
+            r->applied_bytes += u->apply[i].len;
+        }
     }
+    uint64_t base = r->want_index > r->snapshot_index ? r->want_index : r->snapshot_index;
+    if (r->applied > base &&
+        ((r->opt.snapshot_entries > 0 && r->applied - base >= r->opt.snapshot_entries) ||
+         (r->opt.snapshot_bytes > 0 && r->applied_bytes >= r->opt.snapshot_bytes))) {
+        const cfg_version *c = cfg_at(r, r->applied);
+        u->snapshot_wanted = true;
+        u->snapshot_want_index = r->applied;
+        u->snapshot_members = c ? c->members : NULL;
+        u->n_snapshot_members = c ? c->n : 0;
+        r->want_index = r->applied;
+        r->applied_bytes = 0;
+    }
+    u->has_chunk = r->has_chunk;
+    u->chunk = r->chunk;
+    u->snapshot_installed = r->installed;
+    u->installed_index = r->installed ? r->snapshot_index : 0;
+    u->installed_term = r->installed ? r->snapshot_term : 0;
+    u->snapshot_sends = r->sends;
+    u->n_snapshot_sends = r->n_sends;
     u->proposed_index = r->proposed_index;
     u->proposed_term = r->proposed_term;
     if (r->config_changed) {
@@ -1782,6 +2173,7 @@ hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_r
     case HAMOK_RAFT_EV_PERSISTED: persisted(r, ev->u.persisted.index, ev->u.persisted.term); break;
     case HAMOK_RAFT_EV_READ_INDEX: register_read(r, ev->u.read.id, false, NULL); break;
     case HAMOK_RAFT_EV_TRANSFER: st = transfer(r, ev); break;
+    case HAMOK_RAFT_EV_SNAPSHOT_TAKEN: st = snapshot_taken(r, ev->u.snapshot.index); break;
     case HAMOK_RAFT_EV_CHANGE:
         st = change(r, ev->u.change.op, &ev->u.change.id, ev->u.change.endpoint);
         break;
@@ -1872,4 +2264,21 @@ const hamok_member *hamok__raft_members(const hamok_raft *r, size_t *n, uint64_t
         *index = c->index;
     }
     return c->members;
+}
+
+const hamok_member *hamok__raft_config_at(const hamok_raft *r, uint64_t index, size_t *n)
+{
+    const cfg_version *c = cfg_at(r, index);
+    if (n != NULL) {
+        *n = c ? c->n : 0;
+    }
+    return c ? c->members : NULL;
+}
+
+uint64_t hamok__raft_snapshot_index(const hamok_raft *r, uint64_t *term)
+{
+    if (term != NULL) {
+        *term = r->snapshot_term;
+    }
+    return r->snapshot_index;
 }

@@ -51,6 +51,14 @@ typedef struct hamok_raft_options {
     bool check_quorum;            /* thesis §6.2; default true */
     uint64_t seed;                /* PRNG seed for election jitter */
     bool auto_promote;            /* leader promotes caught-up learners; default true */
+    /* Compaction (thesis §5): ask for a snapshot once this many entries, or
+     * this many bytes of entry data, were applied since the last one (0 =
+     * never by that measure); keep `snapshot_trailing` entries in the log
+     * after it so followers slightly behind need no snapshot. Defaults:
+     * 16384 entries, 64 MiB, 1024 trailing. */
+    uint64_t snapshot_entries;
+    uint64_t snapshot_bytes;
+    uint64_t snapshot_trailing;
 } hamok_raft_options;
 
 /* Defaults: election 1000 ms, heartbeat 100 ms, 64 in flight, 256 KiB and 4096
@@ -61,9 +69,19 @@ void hamok__raft_options_default(hamok_raft_options *o);
  * voters, heartbeat >= election timeout, zero limits), HAMOK_ERR_NOMEM. */
 hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o);
 
+/* Load the latest durable snapshot (crash recovery), before
+ * hamok__raft_restore() and the first step: the state machine was restored
+ * from it by the caller, so it counts as applied and committed. `members` is
+ * the configuration stored with it (copied).
+ * HAMOK_ERR_STATE after the first step or once the log is loaded;
+ * HAMOK_ERR_INVALID for index 0 or term 0; HAMOK_ERR_NOMEM. */
+hamok_status hamok__raft_restore_snapshot(hamok_raft *r, uint64_t index, uint64_t term,
+                                          const hamok_member *members, size_t n);
+
 /* Load durable state (crash recovery) before the first step: the term, the
- * vote (NULL for none) and the stored log, entries[0] being index 1. Entry
- * data is copied. Everything restored counts as persisted.
+ * vote (NULL for none) and the stored log, entries[0] being the entry right
+ * after the restored snapshot (index 1 without one). Entry data is copied.
+ * Everything restored counts as persisted.
  * HAMOK_ERR_STATE after the first step; HAMOK_ERR_INVALID if an entry's term
  * exceeds `term` or terms decrease; HAMOK_ERR_NOMEM. */
 hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *vote,
@@ -80,6 +98,7 @@ typedef enum hamok_raft_event_type {
     HAMOK_RAFT_EV_READ_INDEX = 5, /* start a linearizable read barrier (thesis §6.4) */
     HAMOK_RAFT_EV_TRANSFER = 6,   /* leader: hand leadership to another voter (thesis §3.10) */
     HAMOK_RAFT_EV_CHANGE = 7,     /* leader: one membership change through the log (thesis §4) */
+    HAMOK_RAFT_EV_SNAPSHOT_TAKEN = 8, /* a snapshot at u.snapshot.index is durable */
 } hamok_raft_event_type;
 
 typedef enum hamok_raft_change_op {
@@ -127,6 +146,13 @@ typedef struct hamok_raft_event {
             hamok_id id;
             const char *endpoint;
         } change;
+        /* SNAPSHOT_TAKEN: the caller durably stored a snapshot of its state
+         * machine as of `index` (<= the applied index) together with the
+         * configuration hamok__raft_config_at(index) gave; the log before it
+         * may now be compacted. */
+        struct {
+            uint64_t index;
+        } snapshot;
     } u;
 } hamok_raft_event;
 
@@ -140,9 +166,40 @@ typedef struct hamok_raft_read {
     uint64_t index;
 } hamok_raft_read;
 
+/* Leader: send the chunk of the snapshot at `index` that starts at byte
+ * `offset` to `to`, as an INSTALL_SNAPSHOT message with the given term,
+ * last_index = index, last_term = snap_term, the members (on the chunk at
+ * offset 0) and done set on the last chunk. The caller chooses the chunk size
+ * (at most its frame limit) and reads the bytes from its snapshot store. */
+typedef struct hamok_raft_snapshot_send {
+    hamok_id to;
+    uint64_t term;
+    uint64_t index;
+    uint64_t snap_term;
+    uint64_t offset;
+    const hamok_member *members;
+    size_t n_members;
+} hamok_raft_snapshot_send;
+
+/* Follower: a chunk of an incoming snapshot to store at `offset` (offset 0
+ * starts a new one, discarding any partial one). */
+typedef struct hamok_raft_snapshot_chunk {
+    uint64_t index;
+    uint64_t term;
+    uint64_t offset;
+    const uint8_t *data;
+    size_t len;
+    bool done;
+    const hamok_member *members; /* with the chunk at offset 0 */
+    size_t n_members;
+} hamok_raft_snapshot_chunk;
+
 /* What the caller must do after a step, in this order:
  *  1. If hard_state_changed: durably store (term, vote) before sending any
  *     message of this update (a vote must never be granted twice).
+ *     If has_chunk: store it before sending; if snapshot_installed, make the
+ *     snapshot durable, restore the state machine from it and drop the stored
+ *     log up to installed_index, all before sending.
  *  2. Log: if truncate_from != 0, drop stored entries with index >=
  *     truncate_from; then store persist[0..n_persist) at indexes
  *     persist_first.. . This may complete later (group commit): report it with
@@ -152,6 +209,10 @@ typedef struct hamok_raft_read {
  *     the caller's business).
  *  4. Apply apply[0..n_apply) (indexes apply_first..) in order: they are
  *     committed. The core counts them applied once returned.
+ *     Send the snapshot chunks of snapshot_sends. If snapshot_wanted, take a
+ *     snapshot as of snapshot_want_index (the applied index after this step)
+ *     with the configuration in snapshot_members, and report it with a
+ *     SNAPSHOT_TAKEN event once durable (it may take many steps).
  *  5. Call hamok__raft_step() with a TICK no later than next_deadline_ms.
  * Every pointer is borrowed from the core and valid until the next call into
  * it. */
@@ -183,6 +244,18 @@ typedef struct hamok_raft_update {
      * earlier steps, on this peer). */
     const hamok_raft_read *reads;
     size_t n_reads;
+
+    bool has_chunk;
+    hamok_raft_snapshot_chunk chunk;
+    bool snapshot_installed;
+    uint64_t installed_index;
+    uint64_t installed_term;
+    const hamok_raft_snapshot_send *snapshot_sends;
+    size_t n_snapshot_sends;
+    bool snapshot_wanted;
+    uint64_t snapshot_want_index;
+    const hamok_member *snapshot_members;
+    size_t n_snapshot_members;
 
     /* The configuration in force (the latest in the log, committed or not,
      * thesis §4.1), set when it changed since the previous update (the first
@@ -224,6 +297,11 @@ uint64_t hamok__raft_last_index(const hamok_raft *r);
 bool hamok__raft_term_at(const hamok_raft *r, uint64_t index, uint64_t *term);
 /* Borrowed pointer to the entry at `index`, NULL if not in the log. */
 const hamok_entry *hamok__raft_entry(const hamok_raft *r, uint64_t index);
+/* The configuration in force at log index `index` (borrowed until the next
+ * step); NULL if `index` is below the oldest configuration kept. */
+const hamok_member *hamok__raft_config_at(const hamok_raft *r, uint64_t index, size_t *n);
+/* Index and term of the latest snapshot (0 if none). */
+uint64_t hamok__raft_snapshot_index(const hamok_raft *r, uint64_t *term);
 /* The configuration in force (borrowed until the next step) and its index. */
 const hamok_member *hamok__raft_members(const hamok_raft *r, size_t *n, uint64_t *index);
 

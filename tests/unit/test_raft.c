@@ -14,8 +14,10 @@
 #include "raft/raft.h"
 #include "util/alloc.h"
 
-#define MAXN 5
-#define MAXQ 4096
+#define MAXN    5
+#define MAXQ    8192
+#define SNAPLEN 1000 /* bytes of a (fake) state-machine snapshot */
+#define CHUNK   128  /* bytes per INSTALL_SNAPSHOT chunk */
 
 typedef struct qmsg {
     hamok_msg m;
@@ -37,7 +39,31 @@ typedef struct net {
     uint64_t applied_n[MAXN];
     hamok_raft_read reads[MAXN][16]; /* completed read barriers */
     int n_reads[MAXN];
+    /* Snapshots: the state as of index i is a blob derived from i. */
+    uint64_t snap_index[MAXN]; /* snapshot each node can serve */
+    uint8_t in_blob[MAXN][SNAPLEN];
+    size_t in_len[MAXN];
+    uint64_t installed[MAXN];
+    int chunks_sent;
+    uint64_t drop_chunk_offset; /* drop the first chunk at this offset (0 = never) */
 } net;
+
+static uint8_t blob_byte(uint64_t index, size_t k)
+{
+    return (uint8_t)((index * 31u + k) & 0xffu);
+}
+
+/* Snapshot thresholds for the next net_init()/add_node() (0 = defaults). */
+static uint64_t g_snap_entries;
+static uint64_t g_snap_trailing;
+
+static void apply_snapshot_opts(hamok_raft_options *o)
+{
+    if (g_snap_entries != 0) {
+        o->snapshot_entries = g_snap_entries;
+        o->snapshot_trailing = g_snap_trailing;
+    }
+}
 
 static int idx_of(net *t, const hamok_id *id)
 {
@@ -65,21 +91,88 @@ static void copy_msg(hamok_msg *dst, const hamok_msg *src)
 
 static void step(net *t, int i, hamok_raft_event *ev);
 
+static void enqueue(net *t, int from, int to, hamok_msg *m)
+{
+    if (t->cut[from][to]) {
+        hamok__msg_clear(m);
+        return;
+    }
+    assert_true(t->qtail < MAXQ);
+    t->q[t->qtail].m = *m;
+    t->q[t->qtail].to = to;
+    t->qtail++;
+}
+
+static void send_chunk(net *t, int i, const hamok_raft_snapshot_send *s)
+{
+    int to = idx_of(t, &s->to);
+    assert_true(to >= 0);
+    assert_int_equal(s->index, t->snap_index[i]); /* the leader asks for what it has */
+    size_t off = (size_t)s->offset;
+    assert_true(off <= SNAPLEN);
+    size_t len = SNAPLEN - off < CHUNK ? SNAPLEN - off : CHUNK;
+    t->chunks_sent++;
+    if (off != 0 && off == t->drop_chunk_offset) {
+        t->drop_chunk_offset = 0; /* lost once */
+        return;
+    }
+    hamok_msg m = {0};
+    m.type = HAMOK_MSG_INSTALL_SNAPSHOT;
+    m.src = t->ids[i];
+    m.dst = s->to;
+    m.u.snapshot.term = s->term;
+    m.u.snapshot.last_index = s->index;
+    m.u.snapshot.last_term = s->snap_term;
+    m.u.snapshot.offset = off;
+    m.u.snapshot.done = off + len == SNAPLEN;
+    m.u.snapshot.data = hamok__malloc(len);
+    for (size_t k = 0; k < len; k++) {
+        m.u.snapshot.data[k] = blob_byte(s->index, off + k);
+    }
+    m.u.snapshot.len = len;
+    if (off == 0 && s->n_members > 0) {
+        m.u.snapshot.members = hamok__calloc(s->n_members, sizeof(hamok_member));
+        for (size_t k = 0; k < s->n_members; k++) {
+            m.u.snapshot.members[k] = s->members[k];
+            m.u.snapshot.members[k].endpoint = hamok__strdup(s->members[k].endpoint);
+        }
+        m.u.snapshot.n_members = s->n_members;
+    }
+    enqueue(t, i, to, &m);
+}
+
 static void handle_update(net *t, int i, const hamok_raft_update *u)
 {
+    if (u->has_chunk) {
+        if (u->chunk.offset == 0) {
+            t->in_len[i] = 0;
+        }
+        assert_int_equal(u->chunk.offset, t->in_len[i]);
+        assert_true(t->in_len[i] + u->chunk.len <= SNAPLEN);
+        memcpy(t->in_blob[i] + t->in_len[i], u->chunk.data, u->chunk.len);
+        t->in_len[i] += u->chunk.len;
+    }
+    if (u->snapshot_installed) {
+        assert_int_equal(t->in_len[i], SNAPLEN);
+        for (size_t k = 0; k < SNAPLEN; k++) {
+            assert_int_equal(t->in_blob[i][k], blob_byte(u->installed_index, k));
+        }
+        t->installed[i] = u->installed_index;
+        t->snap_index[i] = u->installed_index;
+        t->applied_n[i] = u->installed_index; /* state restored from it */
+    }
     for (size_t k = 0; k < u->n_msgs; k++) {
         int to = idx_of(t, &u->msgs[k].dst);
         assert_true(to >= 0);
         if (u->msgs[k].type == HAMOK_MSG_APPEND_RESPONSE && !u->msgs[k].u.append_response.success) {
             t->rejects_sent[i]++;
         }
-        if (t->cut[i][to]) {
-            continue;
-        }
-        assert_true(t->qtail < MAXQ);
-        copy_msg(&t->q[t->qtail].m, &u->msgs[k]);
-        t->q[t->qtail].to = to;
-        t->qtail++;
+        hamok_msg m;
+        copy_msg(&m, &u->msgs[k]);
+        enqueue(t, i, to, &m);
+    }
+    for (size_t k = 0; k < u->n_snapshot_sends; k++) {
+        send_chunk(t, i, &u->snapshot_sends[k]);
     }
     for (size_t k = 0; k < u->n_reads; k++) {
         assert_true(t->n_reads[i] < 16);
@@ -92,6 +185,13 @@ static void handle_update(net *t, int i, const hamok_raft_update *u)
             t->applied_term[i][index] = u->apply[k].term;
         }
         t->applied_n[i] = index;
+    }
+    if (u->snapshot_wanted) {
+        assert_int_equal(u->snapshot_want_index, t->applied_n[i]);
+        t->snap_index[i] = u->snapshot_want_index;
+        hamok_raft_event ev = {.type = HAMOK_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = t->now};
+        ev.u.snapshot.index = u->snapshot_want_index;
+        step(t, i, &ev);
     }
     if (u->n_persist > 0 && !t->manual_persist) {
         hamok_raft_event ev = {.type = HAMOK_RAFT_EV_PERSISTED, .now_ms = t->now};
@@ -162,6 +262,7 @@ static void net_init(net *t, int n, bool pre_vote)
         o.n_voters = (size_t)n;
         o.pre_vote = pre_vote;
         o.seed = (uint64_t)i * 7919u + 1;
+        apply_snapshot_opts(&o);
         assert_int_equal(hamok__raft_new(&t->r[i], &o), HAMOK_OK);
     }
     tick_all(t);
@@ -548,6 +649,7 @@ static int add_node(net *t)
     hamok__raft_options_default(&o);
     o.self = t->ids[i];
     o.seed = (uint64_t)i + 99;
+    apply_snapshot_opts(&o);
     assert_int_equal(hamok__raft_new(&t->r[i], &o), HAMOK_OK);
     tick(t, i);
     return i;
@@ -707,6 +809,110 @@ static void membership_truncated_config_reverts(void **state)
     hamok__raft_destroy(&r);
 }
 
+/* Thesis §5: the leader compacts its log behind snapshots; a follower that
+ * fell behind the log start receives the snapshot in chunks (one lost chunk is
+ * resent and the transfer resumes), then the log tail. */
+static void snapshot_catches_up_follower(void **state)
+{
+    (void)state;
+    g_snap_entries = 100;
+    g_snap_trailing = 10;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int f = (l + 1) % 3;
+    t.cut[l][f] = t.cut[f][l] = true;
+    for (int k = 0; k < 500; k++) {
+        assert_true(propose(&t, l, "compact me") > 0);
+        deliver(&t);
+    }
+    assert_true(t.snap_index[l] >= 400);
+    assert_true(hamok__raft_first_index(t.r[l]) > 300); /* compacted */
+    assert_true(hamok__raft_snapshot_index(t.r[l], NULL) >= 400);
+    t.drop_chunk_offset = 2 * CHUNK;
+    int sent_before = t.chunks_sent;
+    t.cut[l][f] = t.cut[f][l] = false;
+    advance(&t, 2000);
+    assert_true(t.installed[f] >= 400);
+    assert_int_equal(t.drop_chunk_offset, 0); /* the loss happened */
+    assert_true(t.chunks_sent - sent_before > (SNAPLEN + CHUNK - 1) / CHUNK); /* and a resend */
+    assert_int_equal(hamok__raft_last_index(t.r[f]), hamok__raft_last_index(t.r[l]));
+    assert_int_equal(hamok__raft_commit_index(t.r[f]), hamok__raft_commit_index(t.r[l]));
+    assert_int_equal(t.applied_n[f], t.applied_n[l]);
+    net_free(&t);
+    g_snap_entries = 0;
+}
+
+/* A brand-new member catches up by snapshot + log tail and is promoted. */
+static void snapshot_brings_new_member_up(void **state)
+{
+    (void)state;
+    g_snap_entries = 100;
+    g_snap_trailing = 10;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    for (int k = 0; k < 300; k++) {
+        assert_true(propose(&t, l, "history") > 0);
+        deliver(&t);
+    }
+    int j = add_node(&t);
+    assert_int_equal(change(&t, l, HAMOK_RAFT_ADD_LEARNER, j), HAMOK_OK);
+    advance(&t, 1000);
+    assert_true(t.installed[j] >= 200);
+    assert_int_equal(voters_of(&t, l, NULL), 4);
+    assert_int_equal(voters_of(&t, j, NULL), 4);
+    assert_int_equal(hamok__raft_last_index(t.r[j]), hamok__raft_last_index(t.r[l]));
+    assert_int_equal(t.applied_n[j], t.applied_n[l]);
+    net_free(&t);
+    g_snap_entries = 0;
+}
+
+/* Crash recovery: snapshot + log tail restore the state and configuration. */
+static void restore_snapshot_then_log(void **state)
+{
+    (void)state;
+    hamok_id ids[3] = {hamok__id_from_u64(1), hamok__id_from_u64(2), hamok__id_from_u64(3)};
+    hamok_member ms[3];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < 3; i++) {
+        ms[i].id = ids[i];
+        ms[i].role = HAMOK_MEMBER_VOTER;
+        ms[i].endpoint = (char *)"tcp://h:1";
+    }
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = ids[0]; /* no bootstrap voters: everything comes from storage */
+    hamok_raft *r;
+    assert_int_equal(hamok__raft_new(&r, &o), HAMOK_OK);
+    assert_int_equal(hamok__raft_restore_snapshot(r, 50, 3, ms, 3), HAMOK_OK);
+    hamok_entry es[2];
+    memset(es, 0, sizeof es);
+    es[0].type = es[1].type = HAMOK_ENTRY_NOOP;
+    es[0].term = 3;
+    es[1].term = 4;
+    assert_int_equal(hamok__raft_restore(r, 4, &ids[1], es, 2), HAMOK_OK);
+    assert_int_equal(hamok__raft_first_index(r), 51);
+    assert_int_equal(hamok__raft_last_index(r), 52);
+    assert_int_equal(hamok__raft_commit_index(r), 50);
+    assert_int_equal(hamok__raft_applied_index(r), 50);
+    uint64_t t50;
+    assert_true(hamok__raft_term_at(r, 50, &t50));
+    assert_int_equal(t50, 3);
+    size_t n;
+    assert_non_null(hamok__raft_config_at(r, 50, &n));
+    assert_int_equal(n, 3);
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_TICK, .now_ms = 1};
+    hamok_raft_update u;
+    assert_int_equal(hamok__raft_step(r, &ev, &u), HAMOK_OK);
+    assert_true(u.config_changed);
+    assert_int_equal(u.n_members, 3);
+    assert_int_equal(hamok__raft_restore_snapshot(r, 60, 4, ms, 3), HAMOK_ERR_STATE);
+    hamok__raft_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +931,9 @@ int main(void)
         cmocka_unit_test(membership_learner_promoted_when_caught_up),
         cmocka_unit_test(membership_removed_leader_steps_down),
         cmocka_unit_test(membership_truncated_config_reverts),
+        cmocka_unit_test(snapshot_catches_up_follower),
+        cmocka_unit_test(snapshot_brings_new_member_up),
+        cmocka_unit_test(restore_snapshot_then_log),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }
