@@ -1,0 +1,47 @@
+/* Randomised fault runs over the simulator: one seed draws a fault mix
+ * (drops, duplicates, delay jitter, partitions that come and go, one-way
+ * cuts, leader isolation, pauses, crash/restart, clock skew), drives a client
+ * workload of at least n_ops proposals through it, then heals everything and
+ * checks liveness and the final invariants (sim.h, checker.h).
+ *
+ * Used by tests/sim/test_chaos.c (production core) and test_teeth.c (the
+ * fault-injection build of the core). */
+#ifndef HAMOK_TESTS_CHAOS_H
+#define HAMOK_TESTS_CHAOS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sim.h"
+
+typedef struct hamok_chaos_opts {
+    uint64_t seed;
+    int n_nodes;           /* 0: 3 for odd seeds, 5 for even ones */
+    uint32_t n_ops;        /* accepted client proposals before healing; default 300 */
+    uint64_t max_fault_ms; /* virtual-time cap of the fault phase; 0 = 3 x the drawn length */
+    bool trace;
+    const char *test_name; /* for the replay hint; default "test_chaos" */
+} hamok_chaos_opts;
+
+typedef struct hamok_chaos_result {
+    bool ok;
+    int n_nodes;
+    const char *invariant; /* of the first violation, NULL if ok */
+    char error[1600];      /* full report, "" if ok */
+    char mix[320];         /* the fault mix this seed drew */
+    hamok_sim_stats stats;
+    uint32_t ops; /* accepted proposals (entries) */
+} hamok_chaos_result;
+
+void hamok_chaos_opts_default(hamok_chaos_opts *o, uint64_t seed);
+bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r);
+
+/* Seeds from the environment: HAMOK_SIM_SEED=<n> runs exactly that seed
+ * (*first = *count... = n, 1); else HAMOK_SIM_SEEDS=<count> (default
+ * def_count) seeds from 1. Returns true when a single seed was requested. */
+bool hamok_chaos_seeds_from_env(uint64_t def_count, uint64_t *first, uint64_t *count);
+
+/* Wall-clock milliseconds (statistics only). */
+double hamok_chaos_wall_ms(void);
+
+#endif

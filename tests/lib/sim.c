@@ -1,0 +1,1683 @@
+#include "sim.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "util/buf.h"
+#include "util/prng.h"
+
+#define SIM_CLUSTER   "sim"
+#define SIM_MAX_TYPES 32
+/* Events processed at one virtual instant before we call it a livelock. */
+#define SIM_MAX_SAME_TIME  200000u
+#define SIM_MAX_TICK_LOOPS 1000u
+
+enum { EV_DELIVER = 1, EV_TIMER = 2, EV_PERSIST = 3, EV_CALL = 4 };
+
+typedef struct sim_event {
+    uint64_t at;
+    uint64_t seq;
+    int kind;
+    int node;       /* receiver / owner; -1 for calls */
+    int from;       /* DELIVER: sender */
+    uint32_t inc;   /* TIMER / PERSIST: incarnation at schedule time */
+    uint64_t arg;   /* TIMER: global deadline; PERSIST: write id; CALL: arg */
+    uint8_t *bytes; /* DELIVER (owned) */
+    size_t len;
+    hamok_sim_fn fn; /* CALL */
+    void *ud;
+} sim_event;
+
+typedef struct sim_link {
+    double drop;
+    double dup;
+    uint32_t dmin;
+    uint32_t dmax;
+    bool up;
+} sim_link;
+
+typedef struct sim_write {
+    uint64_t id;
+    uint64_t truncate_from;
+    uint64_t first;
+    hamok_entry *e; /* owned copies */
+    size_t n;
+} sim_write;
+
+typedef struct sim_node {
+    hamok_raft *core; /* NULL while crashed */
+    bool paused;
+    uint32_t inc;
+    bool timer_armed;
+    uint64_t timer_at;
+    uint64_t last_tick_at;
+    uint32_t same_time_ticks;
+    /* Disk. */
+    uint64_t d_term;
+    int d_vote;
+    hamok_entry *d_log; /* owned copies; index i at d_log[i - 1] */
+    size_t d_len, d_cap;
+    sim_write *w; /* pending writes, FIFO: w[0..w_len) */
+    size_t w_len, w_cap;
+    uint64_t w_next_id;
+    uint64_t w_last_done;
+    /* Events waiting for resume. */
+    sim_event *def;
+    size_t n_def, cap_def;
+    /* Clock. */
+    double rate;
+    uint64_t offset;
+    /* Counters. */
+    uint64_t sent[SIM_MAX_TYPES];
+    uint64_t rejects;
+    /* Trace. */
+    hamok_raft_role last_role;
+    uint64_t last_term;
+    uint64_t last_commit;
+} sim_node;
+
+struct hamok_sim {
+    hamok_sim_config cfg;
+    int n;
+    uint64_t now;
+    uint64_t seq;
+    uint64_t same_time_steps;
+    uint64_t same_time_at;
+    sim_event *heap;
+    size_t hn, hcap;
+    sim_link link[HAMOK_SIM_MAX_NODES][HAMOK_SIM_MAX_NODES];
+    sim_node nodes[HAMOK_SIM_MAX_NODES];
+    hamok_id ids[HAMOK_SIM_MAX_NODES];
+    hamok_prng net;
+    hamok_prng disk;
+    hamok_chk *chk;
+    hamok_buf enc;
+    hamok_sim_filter filter;
+    void *filter_ud;
+    hamok_sim_role_fn on_role;
+    void *on_role_ud;
+    hamok_sim_commit_fn on_commit;
+    void *on_commit_ud;
+    bool failed;
+    hamok_chk_violation v;
+    char err[1400];
+    uint64_t prop_counter;
+    hamok_sim_stats st;
+    bool trace;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Failures. */
+
+static void format_error(hamok_sim *s)
+{
+    const hamok_chk_violation *v = &s->v;
+    char node[16] = "-";
+    if (v->node >= 0) {
+        snprintf(node, sizeof node, "n%d", v->node);
+    }
+    char hint[256];
+    if (s->cfg.replay_hint != NULL) {
+        snprintf(hint, sizeof hint, "%s", s->cfg.replay_hint);
+    } else {
+        snprintf(hint, sizeof hint,
+                 "HAMOK_SIM_SEED=%" PRIu64
+                 " <this test> (HAMOK_SIM_TRACE=1 prints the event trace)",
+                 s->cfg.seed);
+    }
+    snprintf(s->err, sizeof s->err,
+             "INVARIANT VIOLATED: %s\n"
+             "  seed=%" PRIu64 " nodes=%d virtual_time=%" PRIu64 " ms node=%s index=%" PRIu64
+             " term=%" PRIu64
+             "\n"
+             "  %s\n"
+             "  replay: %s",
+             v->invariant, s->cfg.seed, s->n, v->time_ms, node, v->index, v->term, v->detail, hint);
+}
+
+static void sim_failv(hamok_sim *s, const char *inv, int node, uint64_t index, uint64_t term,
+                      const char *fmt, va_list ap)
+{
+    if (s->failed) {
+        return;
+    }
+    s->failed = true;
+    memset(&s->v, 0, sizeof s->v);
+    s->v.invariant = inv;
+    s->v.time_ms = s->now;
+    s->v.node = node;
+    s->v.index = index;
+    s->v.term = term;
+    vsnprintf(s->v.detail, sizeof s->v.detail, fmt, ap);
+    format_error(s);
+    if (s->trace) {
+        printf("%s\n", s->err);
+    }
+}
+
+static bool sim_fail(hamok_sim *s, const char *inv, int node, uint64_t index, uint64_t term,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static bool sim_fail(hamok_sim *s, const char *inv, int node, uint64_t index, uint64_t term,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sim_failv(s, inv, node, index, term, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+void hamok_sim_fail(hamok_sim *s, const char *invariant, int node, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sim_failv(s, invariant, node, 0, 0, fmt, ap);
+    va_end(ap);
+}
+
+/* Pull a checker violation into the simulator's report. */
+static bool chk_ok(hamok_sim *s, bool ok)
+{
+    if (ok || s->failed) {
+        return ok && !s->failed;
+    }
+    const hamok_chk_violation *v = hamok_chk_failed(s->chk);
+    if (v == NULL) {
+        return sim_fail(s, "checker", -1, 0, 0, "checker returned false without a report");
+    }
+    s->failed = true;
+    s->v = *v;
+    format_error(s);
+    if (s->trace) {
+        printf("%s\n", s->err);
+    }
+    return false;
+}
+
+bool hamok_sim_failed(const hamok_sim *s)
+{
+    return s->failed;
+}
+
+const char *hamok_sim_error(const hamok_sim *s)
+{
+    return s->failed ? s->err : "";
+}
+
+const hamok_chk_violation *hamok_sim_violation(const hamok_sim *s)
+{
+    return s->failed ? &s->v : NULL;
+}
+
+hamok_chk *hamok_sim_checker(hamok_sim *s)
+{
+    return s->chk;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Event heap. */
+
+static bool ev_less(const sim_event *a, const sim_event *b)
+{
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void heap_push(hamok_sim *s, sim_event ev)
+{
+    if (s->hn == s->hcap) {
+        size_t cap = s->hcap ? s->hcap * 2 : 1024;
+        sim_event *h = realloc(s->heap, cap * sizeof *h);
+        if (h == NULL) {
+            free(ev.bytes);
+            sim_fail(s, "sim-oom", -1, 0, 0, "simulator out of memory");
+            return;
+        }
+        s->heap = h;
+        s->hcap = cap;
+    }
+    ev.seq = s->seq++;
+    size_t i = s->hn++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ev_less(&ev, &s->heap[p])) {
+            break;
+        }
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = ev;
+}
+
+static sim_event heap_pop(hamok_sim *s)
+{
+    sim_event top = s->heap[0];
+    sim_event last = s->heap[--s->hn];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= s->hn) {
+            break;
+        }
+        size_t m = l;
+        if (l + 1 < s->hn && ev_less(&s->heap[l + 1], &s->heap[l])) {
+            m = l + 1;
+        }
+        if (!ev_less(&s->heap[m], &last)) {
+            break;
+        }
+        s->heap[i] = s->heap[m];
+        i = m;
+    }
+    if (s->hn > 0) {
+        s->heap[i] = last;
+    }
+    return top;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers. */
+
+hamok_id hamok_sim_node_id(int node)
+{
+    return hamok__id_from_u64((uint64_t)node + 1);
+}
+
+int hamok_sim_node_of(const hamok_sim *s, const hamok_id *id)
+{
+    for (int i = 0; i < s->n; i++) {
+        if (hamok__id_eq(&s->ids[i], id)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static uint64_t local_time(const sim_node *nd, uint64_t g)
+{
+    return nd->offset + (uint64_t)((double)g * nd->rate);
+}
+
+/* Smallest global time >= now at which the node's clock reads >= D. */
+static uint64_t to_global(const sim_node *nd, uint64_t d, uint64_t now)
+{
+    if (d <= local_time(nd, now)) {
+        return now;
+    }
+    double x = (double)(d - nd->offset) / nd->rate;
+    uint64_t g = x > (double)now ? (uint64_t)x : now;
+    while (local_time(nd, g) < d) {
+        g++;
+    }
+    while (g > now && local_time(nd, g - 1) >= d) {
+        g--;
+    }
+    return g;
+}
+
+static bool entry_copy(hamok_entry *dst, const hamok_entry *src)
+{
+    *dst = *src;
+    dst->data = NULL;
+    if (src->len > 0) {
+        dst->data = malloc(src->len);
+        if (dst->data == NULL) {
+            dst->len = 0;
+            return false;
+        }
+        memcpy(dst->data, src->data, src->len);
+    }
+    return true;
+}
+
+static void entries_free(hamok_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].data);
+    }
+}
+
+static const char *role_name(hamok_raft_role r)
+{
+    switch (r) {
+    case HAMOK_RAFT_FOLLOWER: return "follower";
+    case HAMOK_RAFT_PRECANDIDATE: return "precandidate";
+    case HAMOK_RAFT_CANDIDATE: return "candidate";
+    case HAMOK_RAFT_LEADER: return "leader";
+    default: return "down";
+    }
+}
+
+static void trace_msg(const hamok_sim *s, const char *what, int from, int to, const hamok_msg *m)
+{
+    printf("[%8" PRIu64 " ms] n%d %s %s n%d->n%d", s->now, what[0] == 'R' ? to : from, what,
+           hamok__msg_type_name(m->type), from, to);
+    switch (m->type) {
+    case HAMOK_MSG_PREVOTE_REQUEST:
+    case HAMOK_MSG_VOTE_REQUEST:
+        printf(" t=%" PRIu64 " last=%" PRIu64 "/%" PRIu64 "%s", m->u.vote.term,
+               m->u.vote.last_log_index, m->u.vote.last_log_term,
+               m->u.vote.transfer ? " transfer" : "");
+        break;
+    case HAMOK_MSG_PREVOTE_RESPONSE:
+    case HAMOK_MSG_VOTE_RESPONSE:
+        printf(" t=%" PRIu64 " granted=%d", m->u.vote_response.term, m->u.vote_response.granted);
+        break;
+    case HAMOK_MSG_APPEND_ENTRIES: {
+        const hamok_msg_append *a = &m->u.append;
+        printf(" t=%" PRIu64 " prev=%" PRIu64 "/%" PRIu64 " commit=%" PRIu64 " n=%zu", a->term,
+               a->prev_log_index, a->prev_log_term, a->leader_commit, a->n_entries);
+        if (a->n_entries > 0) {
+            printf(" [%" PRIu64 "/%" PRIu64 "..%" PRIu64 "/%" PRIu64 "]", a->prev_log_index + 1,
+                   a->entries[0].term, a->prev_log_index + a->n_entries,
+                   a->entries[a->n_entries - 1].term);
+        }
+        break;
+    }
+    case HAMOK_MSG_APPEND_RESPONSE: {
+        const hamok_msg_append_response *r = &m->u.append_response;
+        if (r->success) {
+            printf(" t=%" PRIu64 " ok match=%" PRIu64 " last=%" PRIu64, r->term, r->match_index,
+                   r->last_log_index);
+        } else {
+            printf(" t=%" PRIu64 " REJECT at=%" PRIu64 " conflict=%" PRIu64 "/%" PRIu64
+                   " last=%" PRIu64,
+                   r->term, r->reject_index, r->conflict_index, r->conflict_term,
+                   r->last_log_index);
+        }
+        break;
+    }
+    case HAMOK_MSG_TIMEOUT_NOW: printf(" t=%" PRIu64, m->u.timeout_now.term); break;
+    default: break;
+    }
+    printf("\n");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Node stepping. */
+
+static bool send_msgs(hamok_sim *s, int i, const hamok_msg *msgs, size_t n);
+static void arm_timer(hamok_sim *s, int i, uint64_t deadline_local);
+
+static bool handle_update(hamok_sim *s, int i, const hamok_raft_update *up)
+{
+    sim_node *nd = &s->nodes[i];
+
+    /* 1. Hard state, synchronously. */
+    int vote = -1;
+    if (up->hard_state_changed) {
+        if (up->has_vote) {
+            vote = hamok_sim_node_of(s, &up->vote);
+            if (vote < 0) {
+                return sim_fail(s, "update-contract", i, 0, up->term, "vote for an unknown peer");
+            }
+        }
+        nd->d_term = up->term;
+        nd->d_vote = vote;
+    }
+
+    /* 2. Log: truncate the pending stream now, queue the write. */
+    if (up->truncate_from != 0) {
+        for (size_t k = 0; k < nd->w_len; k++) {
+            sim_write *w = &nd->w[k];
+            if (w->n > 0 && w->first + w->n > up->truncate_from) {
+                size_t keep =
+                    up->truncate_from > w->first ? (size_t)(up->truncate_from - w->first) : 0;
+                if (keep > w->n) {
+                    keep = w->n;
+                }
+                entries_free(w->e + keep, w->n - keep);
+                w->n = keep;
+            }
+        }
+    }
+    if (up->truncate_from != 0 || up->n_persist > 0) {
+        if (nd->w_len == nd->w_cap) {
+            size_t cap = nd->w_cap ? nd->w_cap * 2 : 16;
+            sim_write *w = realloc(nd->w, cap * sizeof *w);
+            if (w == NULL) {
+                return sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
+            }
+            nd->w = w;
+            nd->w_cap = cap;
+        }
+        sim_write *w = &nd->w[nd->w_len];
+        memset(w, 0, sizeof *w);
+        w->id = nd->w_next_id++;
+        w->truncate_from = up->truncate_from;
+        w->first = up->persist_first;
+        if (up->n_persist > 0) {
+            w->e = calloc(up->n_persist, sizeof *w->e);
+            if (w->e == NULL) {
+                return sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
+            }
+            for (size_t k = 0; k < up->n_persist; k++) {
+                if (!entry_copy(&w->e[k], &up->persist[k])) {
+                    w->n = k;
+                    nd->w_len++;
+                    return sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
+                }
+            }
+            w->n = up->n_persist;
+        }
+        nd->w_len++;
+        uint64_t done =
+            s->now + hamok__prng_below(&s->disk, (uint64_t)s->cfg.disk_delay_max_ms + 1);
+        if (done < nd->w_last_done) {
+            done = nd->w_last_done;
+        }
+        nd->w_last_done = done;
+        heap_push(s, (sim_event){.at = done,
+                                 .kind = EV_PERSIST,
+                                 .node = i,
+                                 .from = -1,
+                                 .inc = nd->inc,
+                                 .arg = w->id});
+    }
+
+    /* Check the step (hard state, log, leadership, applies, commit). */
+    hamok_chk_step cs;
+    memset(&cs, 0, sizeof cs);
+    cs.node = i;
+    cs.hard_state_changed = up->hard_state_changed;
+    cs.hs_term = up->term;
+    cs.hs_vote = vote;
+    cs.truncate_from = up->truncate_from;
+    cs.persist_first = up->persist_first;
+    cs.persist = up->persist;
+    cs.n_persist = up->n_persist;
+    cs.apply_first = up->apply_first;
+    cs.apply = up->apply;
+    cs.n_apply = up->n_apply;
+    hamok_raft_role role = hamok__raft_role(nd->core);
+    cs.is_leader = role == HAMOK_RAFT_LEADER;
+    cs.term = hamok__raft_term(nd->core);
+    cs.commit_index = hamok__raft_commit_index(nd->core);
+    cs.has_core_log = true;
+    cs.core_last_index = hamok__raft_last_index(nd->core);
+    if (!hamok__raft_term_at(nd->core, cs.core_last_index, &cs.core_last_term)) {
+        return sim_fail(s, "update-contract", i, cs.core_last_index, 0,
+                        "the core has no term for its own last index");
+    }
+    if (!chk_ok(s, hamok_chk_node_step(s->chk, &cs))) {
+        return false;
+    }
+    if (s->trace && (role != nd->last_role || cs.term != nd->last_term)) {
+        printf("[%8" PRIu64 " ms] n%d ROLE %s t=%" PRIu64 " -> %s t=%" PRIu64 " (last=%" PRIu64
+               " commit=%" PRIu64 ")\n",
+               s->now, i, role_name(nd->last_role), nd->last_term, role_name(role), cs.term,
+               cs.core_last_index, cs.commit_index);
+    }
+    bool changed = role != nd->last_role || cs.term != nd->last_term;
+    nd->last_role = role;
+    nd->last_term = cs.term;
+    if (changed && s->on_role != NULL) {
+        s->on_role(s, s->on_role_ud, i, role, cs.term);
+    }
+    if (cs.commit_index > nd->last_commit && s->on_commit != NULL) {
+        s->on_commit(s, s->on_commit_ud, i, role, cs.term, cs.commit_index);
+    }
+    nd->last_commit = cs.commit_index;
+    if (s->trace && up->n_apply > 0) {
+        printf("[%8" PRIu64 " ms] n%d APPLY %" PRIu64 "..%" PRIu64 "\n", s->now, i, up->apply_first,
+               up->apply_first + up->n_apply - 1);
+    }
+
+    /* 3. Messages. */
+    if (!send_msgs(s, i, up->msgs, up->n_msgs)) {
+        return false;
+    }
+
+    /* 4. Applies were checked above. 5. Timer. */
+    arm_timer(s, i, up->next_deadline_ms);
+    return true;
+}
+
+static bool node_step(hamok_sim *s, int i, hamok_raft_event *ev, hamok_raft_update *up,
+                      hamok_status *status)
+{
+    sim_node *nd = &s->nodes[i];
+    ev->now_ms = local_time(nd, s->now);
+    hamok_chk_set_time(s->chk, s->now);
+    hamok_status st = hamok__raft_step(nd->core, ev, up);
+    if (status != NULL) {
+        *status = st;
+    }
+    if (st == HAMOK_ERR_NOT_LEADER && ev->type == HAMOK_RAFT_EV_PROPOSE) {
+        return true;
+    }
+    if (st != HAMOK_OK) {
+        return sim_fail(s, "core-error", i, 0, 0, "hamok__raft_step(type %d) returned %s",
+                        (int)ev->type, hamok_status_str(st));
+    }
+    return handle_update(s, i, up);
+}
+
+static void arm_timer(hamok_sim *s, int i, uint64_t deadline_local)
+{
+    sim_node *nd = &s->nodes[i];
+    if (deadline_local == UINT64_MAX) {
+        nd->timer_armed = false;
+        return;
+    }
+    uint64_t g = to_global(nd, deadline_local, s->now);
+    if (nd->timer_armed && nd->timer_at == g) {
+        return;
+    }
+    nd->timer_armed = true;
+    nd->timer_at = g;
+    heap_push(
+        s, (sim_event){.at = g, .kind = EV_TIMER, .node = i, .from = -1, .inc = nd->inc, .arg = g});
+}
+
+static bool send_msgs(hamok_sim *s, int i, const hamok_msg *msgs, size_t n)
+{
+    sim_node *nd = &s->nodes[i];
+    for (size_t k = 0; k < n; k++) {
+        const hamok_msg *m = &msgs[k];
+        if (!hamok__id_eq(&m->src, &s->ids[i])) {
+            return sim_fail(s, "update-contract", i, 0, 0, "%s with a foreign source id",
+                            hamok__msg_type_name(m->type));
+        }
+        int to_one = -1;
+        if (!m->broadcast) {
+            to_one = hamok_sim_node_of(s, &m->dst);
+            if (to_one < 0) {
+                return sim_fail(s, "update-contract", i, 0, 0, "%s to an unknown peer",
+                                hamok__msg_type_name(m->type));
+            }
+        }
+        hamok__buf_reset(&s->enc);
+        hamok_status st = hamok__codec_encode(m, SIM_CLUSTER, NULL, &s->enc);
+        if (st != HAMOK_OK) {
+            return sim_fail(s, "codec", i, 0, 0, "encoding %s failed: %s",
+                            hamok__msg_type_name(m->type), hamok_status_str(st));
+        }
+        for (int j = 0; j < s->n; j++) {
+            if ((to_one >= 0 && j != to_one) || (to_one < 0 && j == i)) {
+                continue;
+            }
+            s->st.msgs_sent++;
+            s->st.bytes_sent += s->enc.len;
+            if (m->type < SIM_MAX_TYPES) {
+                nd->sent[m->type]++;
+            }
+            if (m->type == HAMOK_MSG_APPEND_RESPONSE && !m->u.append_response.success) {
+                nd->rejects++;
+            }
+            const sim_link *l = &s->link[i][j];
+            /* Draw every random number whatever the outcome, so that a
+             * filter or a link state does not shift later draws. */
+            double r_drop = hamok__prng_unit(&s->net);
+            double r_dup = hamok__prng_unit(&s->net);
+            bool pass = l->up && r_drop >= l->drop;
+            if (pass && s->filter != NULL && !s->filter(s->filter_ud, i, j, m)) {
+                pass = false;
+            }
+            if (s->trace) {
+                trace_msg(s, pass ? "SEND" : "LOST", i, j, m);
+            }
+            if (!pass) {
+                s->st.msgs_dropped++;
+                continue;
+            }
+            int copies = r_dup < l->dup ? 2 : 1;
+            if (copies == 2) {
+                s->st.msgs_duplicated++;
+            }
+            for (int c = 0; c < copies; c++) {
+                uint32_t span = l->dmax >= l->dmin ? l->dmax - l->dmin : 0;
+                uint64_t delay = l->dmin + hamok__prng_below(&s->net, (uint64_t)span + 1);
+                if (s->cfg.straggle > 0 && hamok__prng_unit(&s->net) < s->cfg.straggle) {
+                    delay += hamok__prng_below(&s->net, (uint64_t)s->cfg.straggle_max_ms + 1);
+                }
+                uint8_t *b = malloc(s->enc.len ? s->enc.len : 1);
+                if (b == NULL) {
+                    return sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
+                }
+                memcpy(b, s->enc.data, s->enc.len);
+                heap_push(s, (sim_event){.at = s->now + delay,
+                                         .kind = EV_DELIVER,
+                                         .node = j,
+                                         .from = i,
+                                         .bytes = b,
+                                         .len = s->enc.len});
+            }
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Event handlers. */
+
+static void defer(hamok_sim *s, sim_node *nd, sim_event *ev)
+{
+    if (nd->n_def == nd->cap_def) {
+        size_t cap = nd->cap_def ? nd->cap_def * 2 : 64;
+        sim_event *d = realloc(nd->def, cap * sizeof *d);
+        if (d == NULL) {
+            free(ev->bytes);
+            sim_fail(s, "sim-oom", -1, 0, 0, "simulator out of memory");
+            return;
+        }
+        nd->def = d;
+        nd->cap_def = cap;
+    }
+    nd->def[nd->n_def++] = *ev;
+}
+
+static void on_deliver(hamok_sim *s, sim_event *ev)
+{
+    int i = ev->node;
+    sim_node *nd = &s->nodes[i];
+    if (nd->core == NULL || !s->link[ev->from][i].up) {
+        s->st.msgs_dropped++;
+        free(ev->bytes);
+        return;
+    }
+    if (nd->paused) {
+        defer(s, nd, ev);
+        return;
+    }
+    s->st.steps++;
+    hamok_msg m;
+    memset(&m, 0, sizeof m);
+    hamok_codec_reject why = HAMOK_REJECT_NONE;
+    hamok_status st = hamok__codec_decode(ev->bytes, ev->len, SIM_CLUSTER, NULL, &m, &why);
+    free(ev->bytes);
+    ev->bytes = NULL;
+    if (st != HAMOK_OK) {
+        sim_fail(s, "codec", i, 0, 0, "decoding a %zu-byte frame from n%d failed: %s (%s)", ev->len,
+                 ev->from, hamok_status_str(st), hamok__codec_reject_str(why));
+        return;
+    }
+    if (!hamok__id_eq(&m.src, &s->ids[ev->from]) ||
+        (!m.broadcast && !hamok__id_eq(&m.dst, &s->ids[i]))) {
+        sim_fail(s, "delivery", i, 0, 0, "%s from n%d decoded with a wrong source or destination",
+                 hamok__msg_type_name(m.type), ev->from);
+        hamok__msg_clear(&m);
+        return;
+    }
+    s->st.msgs_delivered++;
+    if (s->trace) {
+        trace_msg(s, "RECV", ev->from, i, &m);
+    }
+    hamok_raft_event rev;
+    memset(&rev, 0, sizeof rev);
+    rev.type = HAMOK_RAFT_EV_RECEIVE;
+    rev.u.msg = &m;
+    hamok_raft_update up;
+    node_step(s, i, &rev, &up, NULL);
+    hamok__msg_clear(&m);
+}
+
+static void on_timer(hamok_sim *s, sim_event *ev)
+{
+    int i = ev->node;
+    sim_node *nd = &s->nodes[i];
+    if (nd->core == NULL || ev->inc != nd->inc || !nd->timer_armed || ev->arg != nd->timer_at) {
+        return; /* stale */
+    }
+    if (nd->paused) {
+        defer(s, nd, ev);
+        return;
+    }
+    s->st.steps++;
+    nd->timer_armed = false;
+    if (nd->last_tick_at == s->now) {
+        if (++nd->same_time_ticks > SIM_MAX_TICK_LOOPS) {
+            sim_fail(
+                s, "liveness", i, 0, 0,
+                "the core keeps asking for a TICK at the current time (deadline does not advance)");
+            return;
+        }
+    } else {
+        nd->last_tick_at = s->now;
+        nd->same_time_ticks = 0;
+    }
+    hamok_raft_event tev;
+    memset(&tev, 0, sizeof tev);
+    tev.type = HAMOK_RAFT_EV_TICK;
+    hamok_raft_update up;
+    node_step(s, i, &tev, &up, NULL);
+}
+
+static void on_persist(hamok_sim *s, sim_event *ev)
+{
+    int i = ev->node;
+    sim_node *nd = &s->nodes[i];
+    if (nd->core == NULL || ev->inc != nd->inc) {
+        return; /* the write died with the crash */
+    }
+    if (nd->paused) {
+        defer(s, nd, ev);
+        return;
+    }
+    if (nd->w_len == 0 || nd->w[0].id != ev->arg) {
+        sim_fail(s, "sim-internal", i, 0, 0, "disk writes completed out of order");
+        return;
+    }
+    s->st.steps++;
+    s->st.disk_writes++;
+    sim_write w = nd->w[0];
+    memmove(nd->w, nd->w + 1, (nd->w_len - 1) * sizeof *nd->w);
+    nd->w_len--;
+
+    hamok_chk_set_time(s->chk, s->now);
+    bool ok = chk_ok(s, hamok_chk_disk_write(s->chk, i, w.truncate_from, w.first, w.e, w.n));
+    if (ok && w.truncate_from != 0 && w.truncate_from <= nd->d_len) {
+        entries_free(nd->d_log + (w.truncate_from - 1), nd->d_len - (size_t)(w.truncate_from - 1));
+        nd->d_len = (size_t)(w.truncate_from - 1);
+    }
+    if (ok && w.n > 0) {
+        if (w.first != nd->d_len + 1) {
+            ok = sim_fail(s, "sim-internal", i, w.first, 0, "non-contiguous disk write");
+        } else {
+            if (nd->d_len + w.n > nd->d_cap) {
+                size_t cap = nd->d_cap ? nd->d_cap : 256;
+                while (cap < nd->d_len + w.n) {
+                    cap *= 2;
+                }
+                hamok_entry *d = realloc(nd->d_log, cap * sizeof *d);
+                if (d == NULL) {
+                    ok = sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
+                } else {
+                    nd->d_log = d;
+                    nd->d_cap = cap;
+                }
+            }
+            if (ok) {
+                memcpy(nd->d_log + nd->d_len, w.e, w.n * sizeof *w.e);
+                nd->d_len += w.n;
+                uint64_t last = w.first + w.n - 1;
+                uint64_t term = w.e[w.n - 1].term;
+                free(w.e);
+                w.e = NULL;
+                w.n = 0;
+                if (s->trace) {
+                    printf("[%8" PRIu64 " ms] n%d PERSISTED %" PRIu64 "/%" PRIu64 "\n", s->now, i,
+                           last, term);
+                }
+                hamok_raft_event pev;
+                memset(&pev, 0, sizeof pev);
+                pev.type = HAMOK_RAFT_EV_PERSISTED;
+                pev.u.persisted.index = last;
+                pev.u.persisted.term = term;
+                hamok_raft_update up;
+                node_step(s, i, &pev, &up, NULL);
+            }
+        }
+    }
+    entries_free(w.e, w.n);
+    free(w.e);
+}
+
+bool hamok_sim_step(hamok_sim *s)
+{
+    if (s->failed || s->hn == 0) {
+        return false;
+    }
+    sim_event ev = heap_pop(s);
+    if (ev.at < s->now) {
+        free(ev.bytes);
+        return sim_fail(s, "sim-internal", ev.node, 0, 0, "event in the past");
+    }
+    if (ev.at == s->same_time_at) {
+        if (++s->same_time_steps > SIM_MAX_SAME_TIME) {
+            free(ev.bytes);
+            return sim_fail(s, "liveness", ev.node, 0, 0,
+                            "%u events at one virtual instant: virtual time does not advance",
+                            SIM_MAX_SAME_TIME);
+        }
+    } else {
+        s->same_time_at = ev.at;
+        s->same_time_steps = 0;
+    }
+    s->now = ev.at;
+    switch (ev.kind) {
+    case EV_DELIVER: on_deliver(s, &ev); break;
+    case EV_TIMER: on_timer(s, &ev); break;
+    case EV_PERSIST: on_persist(s, &ev); break;
+    case EV_CALL:
+        s->st.steps++;
+        hamok_chk_set_time(s->chk, s->now);
+        ev.fn(s, ev.ud, ev.arg);
+        break;
+    default: free(ev.bytes); break;
+    }
+    return !s->failed;
+}
+
+bool hamok_sim_run_until(hamok_sim *s, uint64_t t_ms)
+{
+    while (!s->failed && s->hn > 0 && s->heap[0].at <= t_ms) {
+        hamok_sim_step(s);
+    }
+    if (!s->failed && t_ms > s->now) {
+        s->now = t_ms;
+    }
+    return !s->failed;
+}
+
+bool hamok_sim_run_for(hamok_sim *s, uint64_t ms)
+{
+    return hamok_sim_run_until(s, s->now + ms);
+}
+
+bool hamok_sim_run_until_pred(hamok_sim *s, hamok_sim_pred pred, void *ud, uint64_t max_ms)
+{
+    uint64_t deadline = s->now + max_ms;
+    if (pred(s, ud)) {
+        return true;
+    }
+    while (!s->failed) {
+        if (s->hn == 0 || s->heap[0].at > deadline) {
+            s->now = deadline;
+            return pred(s, ud);
+        }
+        hamok_sim_step(s);
+        if (!s->failed && pred(s, ud)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+uint64_t hamok_sim_now(const hamok_sim *s)
+{
+    return s->now;
+}
+
+uint64_t hamok_sim_seed(const hamok_sim *s)
+{
+    return s->cfg.seed;
+}
+
+int hamok_sim_n(const hamok_sim *s)
+{
+    return s->n;
+}
+
+const hamok_sim_config *hamok_sim_config_get(const hamok_sim *s)
+{
+    return &s->cfg;
+}
+
+void hamok_sim_schedule(hamok_sim *s, uint64_t at_ms, hamok_sim_fn fn, void *ud, uint64_t arg)
+{
+    if (at_ms < s->now) {
+        at_ms = s->now;
+    }
+    heap_push(
+        s,
+        (sim_event){
+            .at = at_ms, .kind = EV_CALL, .node = -1, .from = -1, .arg = arg, .fn = fn, .ud = ud});
+}
+
+/* ------------------------------------------------------------------------ */
+/* Nodes. */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static bool node_start(hamok_sim *s, int i)
+{
+    sim_node *nd = &s->nodes[i];
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = s->ids[i];
+    o.voters = s->ids;
+    o.n_voters = (size_t)s->n;
+    if (s->cfg.election_timeout_ms) {
+        o.election_timeout_ms = s->cfg.election_timeout_ms;
+    }
+    if (s->cfg.heartbeat_ms) {
+        o.heartbeat_ms = s->cfg.heartbeat_ms;
+    }
+    if (s->cfg.max_inflight) {
+        o.max_inflight = s->cfg.max_inflight;
+    }
+    if (s->cfg.max_batch_entries) {
+        o.max_batch_entries = s->cfg.max_batch_entries;
+    }
+    if (s->cfg.max_batch_bytes) {
+        o.max_batch_bytes = s->cfg.max_batch_bytes;
+    }
+    o.pre_vote = s->cfg.pre_vote;
+    o.check_quorum = s->cfg.check_quorum;
+    nd->inc++;
+    o.seed = mix64(s->cfg.seed ^ mix64(((uint64_t)i << 32) | nd->inc));
+    hamok_status st = hamok__raft_new(&nd->core, &o);
+    if (st != HAMOK_OK) {
+        nd->core = NULL;
+        return sim_fail(s, "core-error", i, 0, 0, "hamok__raft_new: %s", hamok_status_str(st));
+    }
+    if (nd->d_term != 0 || nd->d_len != 0) {
+        hamok_id vote;
+        if (nd->d_vote >= 0) {
+            vote = s->ids[nd->d_vote];
+        }
+        st = hamok__raft_restore(nd->core, nd->d_term, nd->d_vote >= 0 ? &vote : NULL, nd->d_log,
+                                 nd->d_len);
+        if (st != HAMOK_OK) {
+            hamok__raft_destroy(&nd->core);
+            return sim_fail(s, "core-error", i, 0, nd->d_term, "hamok__raft_restore: %s",
+                            hamok_status_str(st));
+        }
+    }
+    nd->paused = false;
+    nd->timer_armed = false;
+    nd->w_last_done = s->now;
+    nd->last_role = hamok__raft_role(nd->core);
+    nd->last_term = hamok__raft_term(nd->core);
+    nd->last_commit = hamok__raft_commit_index(nd->core);
+    hamok_chk_set_time(s->chk, s->now);
+    if (!chk_ok(s, hamok_chk_restart(
+                       s->chk, i, hamok__raft_term(nd->core), hamok__raft_commit_index(nd->core),
+                       hamok__raft_applied_index(nd->core), hamok__raft_last_index(nd->core)))) {
+        return false;
+    }
+    /* First TICK now. */
+    nd->timer_armed = true;
+    nd->timer_at = s->now;
+    heap_push(
+        s,
+        (sim_event){
+            .at = s->now, .kind = EV_TIMER, .node = i, .from = -1, .inc = nd->inc, .arg = s->now});
+    return true;
+}
+
+void hamok_sim_pause(hamok_sim *s, int node)
+{
+    sim_node *nd = &s->nodes[node];
+    if (nd->core == NULL || nd->paused) {
+        return;
+    }
+    nd->paused = true;
+    s->st.pauses++;
+    if (s->trace) {
+        printf("[%8" PRIu64 " ms] n%d PAUSE\n", s->now, node);
+    }
+}
+
+void hamok_sim_resume(hamok_sim *s, int node)
+{
+    sim_node *nd = &s->nodes[node];
+    if (!nd->paused) {
+        return;
+    }
+    nd->paused = false;
+    if (s->trace) {
+        printf("[%8" PRIu64 " ms] n%d RESUME (%zu deferred events)\n", s->now, node, nd->n_def);
+    }
+    for (size_t k = 0; k < nd->n_def; k++) {
+        sim_event ev = nd->def[k];
+        ev.at = s->now;
+        heap_push(s, ev);
+    }
+    nd->n_def = 0;
+}
+
+static void node_drop_volatile(sim_node *nd)
+{
+    for (size_t k = 0; k < nd->w_len; k++) {
+        entries_free(nd->w[k].e, nd->w[k].n);
+        free(nd->w[k].e);
+    }
+    nd->w_len = 0;
+    for (size_t k = 0; k < nd->n_def; k++) {
+        free(nd->def[k].bytes);
+    }
+    nd->n_def = 0;
+}
+
+void hamok_sim_crash(hamok_sim *s, int node)
+{
+    sim_node *nd = &s->nodes[node];
+    if (nd->core == NULL) {
+        return;
+    }
+    hamok__raft_destroy(&nd->core);
+    node_drop_volatile(nd);
+    nd->paused = false;
+    nd->timer_armed = false;
+    nd->inc++;
+    nd->last_role = 0;
+    nd->last_term = 0;
+    hamok_chk_crash(s->chk, node);
+    s->st.crashes++;
+    if (s->trace) {
+        printf("[%8" PRIu64 " ms] n%d CRASH (disk: term %" PRIu64 ", %zu entries)\n", s->now, node,
+               nd->d_term, nd->d_len);
+    }
+}
+
+bool hamok_sim_restart(hamok_sim *s, int node)
+{
+    sim_node *nd = &s->nodes[node];
+    if (nd->core != NULL || s->failed) {
+        return false;
+    }
+    s->st.restarts++;
+    if (s->trace) {
+        printf("[%8" PRIu64 " ms] n%d RESTART (disk: term %" PRIu64 ", vote %d, %zu entries)\n",
+               s->now, node, nd->d_term, nd->d_vote, nd->d_len);
+    }
+    return node_start(s, node);
+}
+
+bool hamok_sim_preset(hamok_sim *s, int node, uint64_t term, int vote, const hamok_entry *entries,
+                      size_t n)
+{
+    sim_node *nd = &s->nodes[node];
+    bool was_up = nd->core != NULL;
+    if (was_up) {
+        hamok_sim_crash(s, node);
+        s->st.crashes--;
+    }
+    entries_free(nd->d_log, nd->d_len);
+    nd->d_len = 0;
+    if (n > nd->d_cap) {
+        hamok_entry *d = realloc(nd->d_log, n * sizeof *d);
+        if (d == NULL) {
+            return sim_fail(s, "sim-oom", node, 0, 0, "simulator out of memory");
+        }
+        nd->d_log = d;
+        nd->d_cap = n;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!entry_copy(&nd->d_log[k], &entries[k])) {
+            nd->d_len = k;
+            return sim_fail(s, "sim-oom", node, 0, 0, "simulator out of memory");
+        }
+    }
+    nd->d_len = n;
+    nd->d_term = term;
+    nd->d_vote = vote;
+    hamok_chk_set_time(s->chk, s->now);
+    if (!chk_ok(s, hamok_chk_disk_preset(s->chk, node, term, vote, nd->d_log, nd->d_len))) {
+        return false;
+    }
+    return node_start(s, node);
+}
+
+uint64_t hamok_sim_disk_len(const hamok_sim *s, int node)
+{
+    return s->nodes[node].d_len;
+}
+
+bool hamok_sim_is_up(const hamok_sim *s, int node)
+{
+    return s->nodes[node].core != NULL;
+}
+
+bool hamok_sim_is_paused(const hamok_sim *s, int node)
+{
+    return s->nodes[node].paused;
+}
+
+bool hamok_sim_is_live(const hamok_sim *s, int node)
+{
+    return s->nodes[node].core != NULL && !s->nodes[node].paused;
+}
+
+hamok_raft *hamok_sim_core(hamok_sim *s, int node)
+{
+    return s->nodes[node].core;
+}
+
+hamok_raft_role hamok_sim_role(const hamok_sim *s, int node)
+{
+    const hamok_raft *r = s->nodes[node].core;
+    return r ? hamok__raft_role(r) : (hamok_raft_role)0;
+}
+
+uint64_t hamok_sim_term(const hamok_sim *s, int node)
+{
+    const hamok_raft *r = s->nodes[node].core;
+    return r ? hamok__raft_term(r) : 0;
+}
+
+int hamok_sim_leader(const hamok_sim *s)
+{
+    int best = -1;
+    uint64_t best_term = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (!hamok_sim_is_live(s, i) || hamok__raft_role(s->nodes[i].core) != HAMOK_RAFT_LEADER) {
+            continue;
+        }
+        uint64_t t = hamok__raft_term(s->nodes[i].core);
+        if (best < 0 || t > best_term) {
+            best = i;
+            best_term = t;
+        }
+    }
+    return best;
+}
+
+int hamok_sim_agreed_leader(const hamok_sim *s)
+{
+    int l = hamok_sim_leader(s);
+    if (l < 0) {
+        return -1;
+    }
+    uint64_t t = hamok__raft_term(s->nodes[l].core);
+    for (int i = 0; i < s->n; i++) {
+        if (i == l || !hamok_sim_is_live(s, i)) {
+            continue;
+        }
+        const hamok_raft *r = s->nodes[i].core;
+        hamok_id lid;
+        if (hamok__raft_term(r) != t || !hamok__raft_leader(r, &lid) ||
+            !hamok__id_eq(&lid, &s->ids[l])) {
+            return -1;
+        }
+    }
+    return l;
+}
+
+static bool pred_agreed(hamok_sim *s, void *ud)
+{
+    (void)ud;
+    return hamok_sim_agreed_leader(s) >= 0;
+}
+
+int hamok_sim_wait_leader(hamok_sim *s, uint64_t max_ms)
+{
+    if (!hamok_sim_run_until_pred(s, pred_agreed, NULL, max_ms)) {
+        return -1;
+    }
+    return hamok_sim_agreed_leader(s);
+}
+
+bool hamok_sim_node_applied(const hamok_sim *s, int node, uint64_t index, uint64_t term)
+{
+    const hamok_raft *r = s->nodes[node].core;
+    uint64_t t = 0;
+    return r != NULL && hamok__raft_applied_index(r) >= index &&
+           hamok__raft_term_at(r, index, &t) && t == term;
+}
+
+typedef struct applied_arg {
+    uint64_t index, term;
+} applied_arg;
+
+static bool pred_applied(hamok_sim *s, void *ud)
+{
+    const applied_arg *a = ud;
+    for (int i = 0; i < s->n; i++) {
+        if (hamok_sim_is_live(s, i) && !hamok_sim_node_applied(s, i, a->index, a->term)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The proposal at (index, term) can no longer commit. */
+static bool proposal_lost(const hamok_sim *s, uint64_t index, uint64_t term)
+{
+    uint64_t ct = 0, last_t = 0;
+    uint64_t len = hamok_chk_committed_len(s->chk);
+    hamok_chk_committed_at(s->chk, len, &last_t, NULL);
+    return hamok_chk_committed_at(s->chk, index, &ct, NULL) ? ct != term : last_t > term;
+}
+
+static bool pred_applied_or_lost(hamok_sim *s, void *ud)
+{
+    const applied_arg *a = ud;
+    return pred_applied(s, ud) || proposal_lost(s, a->index, a->term);
+}
+
+bool hamok_sim_wait_applied(hamok_sim *s, uint64_t index, uint64_t term, uint64_t max_ms)
+{
+    applied_arg a = {index, term};
+    return hamok_sim_run_until_pred(s, pred_applied, &a, max_ms);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Network. */
+
+void hamok_sim_link_set(hamok_sim *s, int from, int to, double drop, double dup,
+                        uint32_t delay_min_ms, uint32_t delay_max_ms)
+{
+    sim_link *l = &s->link[from][to];
+    l->drop = drop;
+    l->dup = dup;
+    l->dmin = delay_min_ms;
+    l->dmax = delay_max_ms < delay_min_ms ? delay_min_ms : delay_max_ms;
+}
+
+void hamok_sim_net_set(hamok_sim *s, double drop, double dup, uint32_t delay_min_ms,
+                       uint32_t delay_max_ms)
+{
+    for (int i = 0; i < s->n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            hamok_sim_link_set(s, i, j, drop, dup, delay_min_ms, delay_max_ms);
+        }
+    }
+}
+
+void hamok_sim_link_enable(hamok_sim *s, int from, int to, bool up)
+{
+    s->link[from][to].up = up;
+}
+
+bool hamok_sim_link_is_up(const hamok_sim *s, int from, int to)
+{
+    return s->link[from][to].up;
+}
+
+void hamok_sim_connect(hamok_sim *s, int a, int b, bool up)
+{
+    s->link[a][b].up = up;
+    s->link[b][a].up = up;
+}
+
+static void trace_net(hamok_sim *s, const char *what)
+{
+    if (!s->trace) {
+        return;
+    }
+    printf("[%8" PRIu64 " ms] NET %s:", s->now, what);
+    for (int i = 0; i < s->n; i++) {
+        printf(" n%d->{", i);
+        for (int j = 0; j < s->n; j++) {
+            if (j != i && s->link[i][j].up) {
+                printf("%d", j);
+            }
+        }
+        printf("}");
+    }
+    printf("\n");
+}
+
+void hamok_sim_partition(hamok_sim *s, unsigned mask_a)
+{
+    for (int i = 0; i < s->n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            bool ai = (mask_a >> i) & 1u;
+            bool aj = (mask_a >> j) & 1u;
+            s->link[i][j].up = ai == aj;
+        }
+    }
+    trace_net(s, "partition");
+}
+
+void hamok_sim_isolate(hamok_sim *s, int node)
+{
+    for (int j = 0; j < s->n; j++) {
+        if (j != node) {
+            s->link[node][j].up = false;
+            s->link[j][node].up = false;
+        }
+    }
+    trace_net(s, "isolate");
+}
+
+void hamok_sim_star(hamok_sim *s, int center, unsigned leaves_mask)
+{
+    for (int i = 0; i < s->n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            if (i == j) {
+                continue;
+            }
+            bool up = false;
+            if (i == center && ((leaves_mask >> j) & 1u)) {
+                up = true;
+            }
+            if (j == center && ((leaves_mask >> i) & 1u)) {
+                up = true;
+            }
+            s->link[i][j].up = up;
+        }
+    }
+    trace_net(s, "star");
+}
+
+void hamok_sim_heal(hamok_sim *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            s->link[i][j].up = true;
+        }
+    }
+    trace_net(s, "heal");
+}
+
+void hamok_sim_on_role(hamok_sim *s, hamok_sim_role_fn fn, void *ud)
+{
+    s->on_role = fn;
+    s->on_role_ud = ud;
+}
+
+void hamok_sim_on_commit(hamok_sim *s, hamok_sim_commit_fn fn, void *ud)
+{
+    s->on_commit = fn;
+    s->on_commit_ud = ud;
+}
+
+void hamok_sim_set_filter(hamok_sim *s, hamok_sim_filter f, void *ud)
+{
+    s->filter = f;
+    s->filter_ud = ud;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Clients. */
+
+hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index, uint64_t *term)
+{
+    if (s->failed || node < 0 || node >= s->n || !hamok_sim_is_live(s, node) || n == 0) {
+        return HAMOK_ERR_STATE;
+    }
+    hamok_entry *e = calloc(n, sizeof *e);
+    char(*payload)[48] = calloc(n, sizeof *payload);
+    if (e == NULL || payload == NULL) {
+        free(e);
+        free(payload);
+        sim_fail(s, "sim-oom", node, 0, 0, "simulator out of memory");
+        return HAMOK_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint64_t p = ++s->prop_counter;
+        int len = snprintf(payload[k], sizeof payload[k], "s%" PRIu64 "-p%" PRIu64, s->cfg.seed, p);
+        e[k].type = HAMOK_ENTRY_COMMAND;
+        e[k].client = hamok__id_from_u64(0xC11E47);
+        e[k].seq = p;
+        e[k].data = (uint8_t *)payload[k];
+        e[k].len = (size_t)len;
+    }
+    s->st.steps++;
+    hamok_raft_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = HAMOK_RAFT_EV_PROPOSE;
+    ev.u.propose.entries = e;
+    ev.u.propose.n = n;
+    hamok_raft_update up;
+    memset(&up, 0, sizeof up);
+    hamok_status st = HAMOK_OK;
+    bool ok = node_step(s, node, &ev, &up, &st);
+    if (ok && st == HAMOK_OK) {
+        if (s->trace) {
+            printf("[%8" PRIu64 " ms] n%d PROPOSE %zu entries at %" PRIu64 "/%" PRIu64 "\n", s->now,
+                   node, n, up.proposed_index, up.proposed_term);
+        }
+        for (size_t k = 0; k < n; k++) {
+            e[k].term = up.proposed_term;
+        }
+        ok = chk_ok(s, hamok_chk_propose(s->chk, node, up.proposed_index, up.proposed_term, e, n));
+        if (index) {
+            *index = up.proposed_index;
+        }
+        if (term) {
+            *term = up.proposed_term;
+        }
+    }
+    free(e);
+    free(payload);
+    if (!ok) {
+        return HAMOK_ERR_STATE;
+    }
+    return st;
+}
+
+hamok_status hamok_sim_propose_leader(hamok_sim *s, size_t n, uint64_t *index, uint64_t *term,
+                                      int *node)
+{
+    int l = hamok_sim_leader(s);
+    if (node) {
+        *node = l;
+    }
+    if (l < 0) {
+        return HAMOK_ERR_NO_LEADER;
+    }
+    return hamok_sim_propose(s, l, n, index, term);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Final phase. */
+
+void hamok_sim_heal_all(hamok_sim *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            s->link[i][j].up = true;
+            s->link[i][j].drop = 0;
+            s->link[i][j].dup = 0;
+        }
+    }
+    s->filter = NULL;
+    trace_net(s, "heal all");
+    for (int i = 0; i < s->n; i++) {
+        if (s->nodes[i].core == NULL) {
+            hamok_sim_restart(s, i);
+        } else if (s->nodes[i].paused) {
+            hamok_sim_resume(s, i);
+        }
+    }
+}
+
+bool hamok_sim_check_liveness(hamok_sim *s)
+{
+    if (s->failed) {
+        return false;
+    }
+    hamok_sim_heal_all(s);
+    if (s->failed) {
+        return false;
+    }
+    double min_rate = 1.0;
+    for (int i = 0; i < s->n; i++) {
+        if (s->nodes[i].rate < min_rate) {
+            min_rate = s->nodes[i].rate;
+        }
+    }
+    uint64_t t_el = s->cfg.election_timeout_ms ? s->cfg.election_timeout_ms : 1000;
+    uint64_t bound = (uint64_t)(10.0 * (double)t_el / min_rate);
+    uint64_t t0 = s->now;
+    /* Committing the fresh entry may first need to repair divergent logs:
+     * the conflict hints skip one term per round trip, and with small
+     * batches catching up takes one round trip per batch. Allow one slow
+     * round trip (longest link delay both ways, a heartbeat, a disk write)
+     * per log entry on top of the election bound: generous, but finite, so
+     * a stall is still reported. */
+    uint64_t dmax = 0, longest = 0;
+    for (int i = 0; i < s->n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            if (s->link[i][j].dmax > dmax) {
+                dmax = s->link[i][j].dmax;
+            }
+        }
+        if (s->nodes[i].core != NULL) {
+            uint64_t last = hamok__raft_last_index(s->nodes[i].core);
+            longest = last > longest ? last : longest;
+        }
+    }
+    uint64_t hb = s->cfg.heartbeat_ms ? s->cfg.heartbeat_ms : 100;
+    uint64_t per_rtt = (uint64_t)((double)(2 * dmax + hb + s->cfg.disk_delay_max_ms) / min_rate);
+    uint64_t end = t0 + 2 * bound + (longest + 1) * per_rtt;
+    int l = hamok_sim_wait_leader(s, bound);
+    if (l < 0) {
+        if (!s->failed) {
+            sim_fail(s, "liveness", -1, 0, 0,
+                     "no leader that every node follows within %" PRIu64
+                     " ms (10 election timeouts) after healing",
+                     bound);
+        }
+        return false;
+    }
+    uint64_t leader_at = s->now;
+    for (;;) {
+        uint64_t idx = 0, term = 0;
+        hamok_status st = hamok_sim_propose(s, l, 1, &idx, &term);
+        if (s->failed) {
+            return false;
+        }
+        if (st == HAMOK_OK) {
+            applied_arg a = {idx, term};
+            hamok_sim_run_until_pred(s, pred_applied_or_lost, &a, end > s->now ? end - s->now : 0);
+            if (s->failed) {
+                return false;
+            }
+            if (pred_applied(s, &a)) {
+                break;
+            }
+            /* Lost to a newer leader: try again. Otherwise it is stuck. */
+            if (!proposal_lost(s, idx, term)) {
+                return sim_fail(s, "liveness", l, idx, term,
+                                "fresh proposal (index %" PRIu64 ", term %" PRIu64
+                                ") not applied on every node within %" PRIu64
+                                " ms of the leader's election",
+                                idx, term, s->now - leader_at);
+            }
+        }
+        if (s->now >= end) {
+            return sim_fail(s, "liveness", -1, 0, 0,
+                            "no fresh proposal committed within %" PRIu64 " ms after healing",
+                            end - t0);
+        }
+        l = hamok_sim_wait_leader(s, end - s->now);
+        if (l < 0) {
+            if (!s->failed) {
+                sim_fail(s, "liveness", -1, 0, 0, "leadership lost after healing and not regained");
+            }
+            return false;
+        }
+    }
+    unsigned live = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (hamok_sim_is_up(s, i)) {
+            live |= 1u << i;
+        }
+    }
+    hamok_chk_set_time(s->chk, s->now);
+    return chk_ok(s, hamok_chk_final(s->chk, live));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Statistics. */
+
+void hamok_sim_stats_get(const hamok_sim *s, hamok_sim_stats *out)
+{
+    *out = s->st;
+    out->virtual_ms = s->now;
+    hamok_chk_stats_get(s->chk, &out->chk);
+}
+
+uint64_t hamok_sim_sent(const hamok_sim *s, int node, uint8_t type)
+{
+    return type < SIM_MAX_TYPES ? s->nodes[node].sent[type] : 0;
+}
+
+uint64_t hamok_sim_append_rejects(const hamok_sim *s, int node)
+{
+    return s->nodes[node].rejects;
+}
+
+void hamok_sim_reset_counters(hamok_sim *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        memset(s->nodes[i].sent, 0, sizeof s->nodes[i].sent);
+        s->nodes[i].rejects = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle. */
+
+void hamok_sim_config_default(hamok_sim_config *c, uint64_t seed, int n_nodes)
+{
+    memset(c, 0, sizeof *c);
+    c->seed = seed;
+    c->n_nodes = n_nodes;
+    c->election_timeout_ms = 1000;
+    c->heartbeat_ms = 100;
+    c->pre_vote = true;
+    c->check_quorum = true;
+    c->delay_min_ms = 1;
+    c->delay_max_ms = 10;
+    c->disk_delay_max_ms = 5;
+}
+
+hamok_sim *hamok_sim_new(const hamok_sim_config *c)
+{
+    if (c->n_nodes < 1 || c->n_nodes > HAMOK_SIM_MAX_NODES) {
+        return NULL;
+    }
+    hamok_sim *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->cfg = *c;
+    s->n = c->n_nodes;
+    const char *tr = getenv("HAMOK_SIM_TRACE");
+    s->trace = c->trace || (tr != NULL && tr[0] != '\0' && strcmp(tr, "0") != 0);
+    s->chk = hamok_chk_new(s->n);
+    if (s->chk == NULL) {
+        free(s);
+        return NULL;
+    }
+    hamok__prng_seed(&s->net, mix64(c->seed ^ 0x6e6574ULL));
+    hamok__prng_seed(&s->disk, mix64(c->seed ^ 0x6469736bULL));
+    hamok_prng clk;
+    hamok__prng_seed(&clk, mix64(c->seed ^ 0x636c6f636bULL));
+    for (int i = 0; i < s->n; i++) {
+        s->ids[i] = hamok_sim_node_id(i);
+        s->nodes[i].d_vote = -1;
+        s->nodes[i].rate = 1.0;
+        if (c->clock_skew) {
+            s->nodes[i].rate = 0.5 + hamok__prng_unit(&clk);
+            s->nodes[i].offset = hamok__prng_below(&clk, 1000000);
+        }
+    }
+    hamok_sim_net_set(s, c->drop, c->dup, c->delay_min_ms, c->delay_max_ms);
+    hamok_sim_heal(s);
+    if (s->trace) {
+        printf("[%8d ms] SIM seed=%" PRIu64 " nodes=%d election=%u heartbeat=%u\n", 0, c->seed,
+               s->n, c->election_timeout_ms, c->heartbeat_ms);
+        for (int i = 0; i < s->n; i++) {
+            printf("           n%d clock rate=%.3f offset=%" PRIu64 "\n", i, s->nodes[i].rate,
+                   s->nodes[i].offset);
+        }
+    }
+    for (int i = 0; i < s->n; i++) {
+        if (!node_start(s, i)) {
+            break; /* reported through hamok_sim_error() */
+        }
+    }
+    return s;
+}
+
+void hamok_sim_destroy(hamok_sim **ps)
+{
+    if (ps == NULL || *ps == NULL) {
+        return;
+    }
+    hamok_sim *s = *ps;
+    for (int i = 0; i < HAMOK_SIM_MAX_NODES; i++) {
+        sim_node *nd = &s->nodes[i];
+        hamok__raft_destroy(&nd->core);
+        node_drop_volatile(nd);
+        free(nd->w);
+        free(nd->def);
+        entries_free(nd->d_log, nd->d_len);
+        free(nd->d_log);
+    }
+    for (size_t k = 0; k < s->hn; k++) {
+        free(s->heap[k].bytes);
+    }
+    free(s->heap);
+    hamok__buf_free(&s->enc);
+    hamok_chk_destroy(&s->chk);
+    free(s);
+    *ps = NULL;
+}

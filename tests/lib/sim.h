@@ -1,0 +1,225 @@
+/* Deterministic cluster simulator for the sans-I/O Raft core.
+ *
+ * N nodes (1..7) of the production core (hamok__raft_*) on a simulated
+ * network, a simulated disk per node and a virtual clock, driven by one event
+ * queue (a binary heap keyed by (virtual ms, insertion sequence)). One 64-bit
+ * seed fixes the whole history, bit for bit: every random draw comes from
+ * hamok_prng streams derived from it; nothing reads the real clock except the
+ * wall-time statistics.
+ *
+ *  - Messages go through the real codec (cluster "sim"): every message the
+ *    core emits is encoded, delivered as bytes, decoded at the receiver and
+ *    stepped as RECEIVE.
+ *  - Each directed link has a drop and a duplicate probability and a delay
+ *    range (reordering emerges from it) and can be disabled (partitions).
+ *  - A node can be paused (its events wait until it resumes), crashed (core
+ *    destroyed, unflushed writes lost) and restarted from its disk (same peer
+ *    id: durable mode). Hard state is written synchronously; log writes are
+ *    asynchronous (FIFO, seeded delay) and reported to the core with
+ *    HAMOK_RAFT_EV_PERSISTED when they complete.
+ *  - Per-node clock skew: local = offset + global * rate, rate in [0.5, 1.5).
+ *  - After every event the checker (checker.h) verifies the invariants; the
+ *    first violation stops the run and hamok_sim_error() explains it, with
+ *    the seed and how to replay it.
+ *
+ * Environment: HAMOK_SIM_TRACE=1 prints a readable event trace to stdout.
+ * Nothing here is thread-safe; one simulator per thread. */
+#ifndef HAMOK_TESTS_SIM_H
+#define HAMOK_TESTS_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checker.h"
+#include "codec/msg.h"
+#include "hamok/status.h"
+#include "raft/raft.h"
+
+#define HAMOK_SIM_MAX_NODES 7
+
+typedef struct hamok_sim hamok_sim;
+
+typedef struct hamok_sim_config {
+    uint64_t seed;
+    int n_nodes;
+    /* Core options (0 = the core's default). */
+    uint32_t election_timeout_ms; /* default 1000 */
+    uint32_t heartbeat_ms;        /* default 100 */
+    uint32_t max_inflight;
+    uint32_t max_batch_entries;
+    size_t max_batch_bytes;
+    bool pre_vote;     /* default true */
+    bool check_quorum; /* default true */
+    /* Every link starts with these. */
+    double drop;
+    double dup;
+    uint32_t delay_min_ms; /* default 1 */
+    uint32_t delay_max_ms; /* default 10 */
+    /* Stragglers: this fraction of messages gets up to straggle_max_ms of
+     * extra delay (the tail of a real network's latency). */
+    double straggle;
+    uint32_t straggle_max_ms;
+    /* A log write completes 0..disk_delay_max_ms after it is issued (FIFO). */
+    uint32_t disk_delay_max_ms; /* default 5 */
+    bool clock_skew;            /* draw a rate and an offset per node */
+    bool trace;                 /* also switched on by HAMOK_SIM_TRACE=1 */
+    const char *replay_hint;    /* how to replay, printed with failures; NULL = generic */
+} hamok_sim_config;
+
+void hamok_sim_config_default(hamok_sim_config *c, uint64_t seed, int n_nodes);
+
+/* Creates the cluster and starts every node (empty disks) at virtual time 0.
+ * NULL on bad config or out of memory. */
+hamok_sim *hamok_sim_new(const hamok_sim_config *c);
+void hamok_sim_destroy(hamok_sim **s);
+
+/* ---- running ---------------------------------------------------------- */
+
+/* Process the next event. False when the run failed or nothing is queued. */
+bool hamok_sim_step(hamok_sim *s);
+/* Process every event up to virtual time t (inclusive) and set the clock to
+ * t. False if a violation was found. */
+bool hamok_sim_run_until(hamok_sim *s, uint64_t t_ms);
+bool hamok_sim_run_for(hamok_sim *s, uint64_t ms);
+typedef bool (*hamok_sim_pred)(hamok_sim *s, void *ud);
+/* Run until pred holds (checked before the first and after every event) or
+ * max_ms pass. True when pred held; false on timeout or violation. */
+bool hamok_sim_run_until_pred(hamok_sim *s, hamok_sim_pred pred, void *ud, uint64_t max_ms);
+uint64_t hamok_sim_now(const hamok_sim *s);
+uint64_t hamok_sim_seed(const hamok_sim *s);
+int hamok_sim_n(const hamok_sim *s);
+const hamok_sim_config *hamok_sim_config_get(const hamok_sim *s);
+
+/* A callback event at virtual time at_ms (>= now). */
+typedef void (*hamok_sim_fn)(hamok_sim *s, void *ud, uint64_t arg);
+void hamok_sim_schedule(hamok_sim *s, uint64_t at_ms, hamok_sim_fn fn, void *ud, uint64_t arg);
+
+/* Observer of role/term changes, called inside the step that made them; it
+ * may only look and schedule (hamok_sim_schedule), not change nodes. */
+typedef void (*hamok_sim_role_fn)(hamok_sim *s, void *ud, int node, hamok_raft_role role,
+                                  uint64_t term);
+void hamok_sim_on_role(hamok_sim *s, hamok_sim_role_fn fn, void *ud);
+/* Observer of commit-index advances (same rules as on_role). */
+typedef void (*hamok_sim_commit_fn)(hamok_sim *s, void *ud, int node, hamok_raft_role role,
+                                    uint64_t term, uint64_t commit_index);
+void hamok_sim_on_commit(hamok_sim *s, hamok_sim_commit_fn fn, void *ud);
+
+/* ---- failures ----------------------------------------------------------- */
+
+bool hamok_sim_failed(const hamok_sim *s);
+/* The full report (invariant, seed, virtual time, node, index/term, detail,
+ * replay hint); "" while nothing failed. */
+const char *hamok_sim_error(const hamok_sim *s);
+const hamok_chk_violation *hamok_sim_violation(const hamok_sim *s);
+hamok_chk *hamok_sim_checker(hamok_sim *s);
+/* Record a failure found by a test (first one wins). */
+void hamok_sim_fail(hamok_sim *s, const char *invariant, int node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- network ------------------------------------------------------------ */
+
+void hamok_sim_link_set(hamok_sim *s, int from, int to, double drop, double dup,
+                        uint32_t delay_min_ms, uint32_t delay_max_ms);
+/* The same parameters on every link. */
+void hamok_sim_net_set(hamok_sim *s, double drop, double dup, uint32_t delay_min_ms,
+                       uint32_t delay_max_ms);
+/* One-way: messages from -> to pass (true) or vanish (false). Checked when
+ * sent and again when delivered. */
+void hamok_sim_link_enable(hamok_sim *s, int from, int to, bool up);
+bool hamok_sim_link_is_up(const hamok_sim *s, int from, int to);
+/* Both ways. */
+void hamok_sim_connect(hamok_sim *s, int a, int b, bool up);
+/* Nodes in mask_a talk among themselves, the rest among themselves, nobody
+ * across. */
+void hamok_sim_partition(hamok_sim *s, unsigned mask_a);
+void hamok_sim_isolate(hamok_sim *s, int node);
+/* Only `center` talks to the others; they cannot talk to each other. */
+void hamok_sim_star(hamok_sim *s, int center, unsigned leaves_mask);
+void hamok_sim_heal(hamok_sim *s); /* every link up */
+/* Test hook called for every message sent (before the link decides);
+ * return false to drop it. */
+typedef bool (*hamok_sim_filter)(void *ud, int from, int to, const hamok_msg *m);
+void hamok_sim_set_filter(hamok_sim *s, hamok_sim_filter f, void *ud);
+
+/* ---- nodes -------------------------------------------------------------- */
+
+void hamok_sim_pause(hamok_sim *s, int node);
+void hamok_sim_resume(hamok_sim *s, int node);
+void hamok_sim_crash(hamok_sim *s, int node);
+bool hamok_sim_restart(hamok_sim *s, int node);
+bool hamok_sim_is_up(const hamok_sim *s, int node); /* not crashed */
+bool hamok_sim_is_paused(const hamok_sim *s, int node);
+/* Up and not paused. */
+bool hamok_sim_is_live(const hamok_sim *s, int node);
+/* Replace a node's durable state (hard state + log) and restart it from
+ * there; for building preset histories before (or during) a run. vote -1 =
+ * none. Entry data is copied. */
+bool hamok_sim_preset(hamok_sim *s, int node, uint64_t term, int vote, const hamok_entry *entries,
+                      size_t n);
+/* Number of log entries on a node's simulated disk. */
+uint64_t hamok_sim_disk_len(const hamok_sim *s, int node);
+
+/* The core of a node (NULL while crashed), for introspection. */
+hamok_raft *hamok_sim_core(hamok_sim *s, int node);
+hamok_raft_role hamok_sim_role(const hamok_sim *s, int node); /* 0 while crashed */
+uint64_t hamok_sim_term(const hamok_sim *s, int node);        /* 0 while crashed */
+/* A live node in the LEADER role (the one with the highest term), -1 if
+ * none. */
+int hamok_sim_leader(const hamok_sim *s);
+/* A leader every live node follows: same term, same known leader. -1 if
+ * none. */
+int hamok_sim_agreed_leader(const hamok_sim *s);
+/* Run until hamok_sim_agreed_leader() >= 0; returns it or -1. */
+int hamok_sim_wait_leader(hamok_sim *s, uint64_t max_ms);
+/* Run until every live node has applied `index` with `term`. */
+bool hamok_sim_wait_applied(hamok_sim *s, uint64_t index, uint64_t term, uint64_t max_ms);
+/* True when node applied `index` and holds `term` there. */
+bool hamok_sim_node_applied(const hamok_sim *s, int node, uint64_t index, uint64_t term);
+
+/* ---- clients ------------------------------------------------------------ */
+
+/* Propose n fresh entries (payload "s<seed>-p<k>") to node, now. Returns the
+ * core's status (HAMOK_ERR_NOT_LEADER is normal); HAMOK_ERR_STATE if the node
+ * is down or paused. index/term (may be NULL) receive the first entry's. */
+hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index, uint64_t *term);
+/* Propose to the live leader (hamok_sim_leader()). HAMOK_ERR_NO_LEADER if none. */
+hamok_status hamok_sim_propose_leader(hamok_sim *s, size_t n, uint64_t *index, uint64_t *term,
+                                      int *node);
+
+/* ---- final phase -------------------------------------------------------- */
+
+/* Heal every link, no drops or duplicates (delays stay), remove the filter,
+ * resume paused nodes, restart crashed ones. */
+void hamok_sim_heal_all(hamok_sim *s);
+/* heal_all, then: an agreed leader within 10 election timeouts (scaled by the
+ * slowest clock), a fresh proposal applied on every node, and the final
+ * checks (acked-durable, liveness). False with hamok_sim_error() set. */
+bool hamok_sim_check_liveness(hamok_sim *s);
+
+/* ---- statistics --------------------------------------------------------- */
+
+typedef struct hamok_sim_stats {
+    uint64_t steps; /* events processed (stale timers excluded) */
+    uint64_t virtual_ms;
+    uint64_t msgs_sent; /* per destination */
+    uint64_t msgs_delivered;
+    uint64_t msgs_dropped; /* by link loss, partitions, filter, dead receivers */
+    uint64_t msgs_duplicated;
+    uint64_t bytes_sent;
+    uint64_t crashes, restarts, pauses;
+    uint64_t disk_writes;
+    hamok_chk_stats chk;
+} hamok_sim_stats;
+void hamok_sim_stats_get(const hamok_sim *s, hamok_sim_stats *out);
+/* Messages of `type` a node sent (per destination) since the last reset. */
+uint64_t hamok_sim_sent(const hamok_sim *s, int node, uint8_t type);
+/* APPEND_RESPONSE rejections (success false) a node sent since the last reset. */
+uint64_t hamok_sim_append_rejects(const hamok_sim *s, int node);
+void hamok_sim_reset_counters(hamok_sim *s);
+
+/* Peer id of node i (id_from_u64(i + 1)), and back (-1 if not a node). */
+hamok_id hamok_sim_node_id(int node);
+int hamok_sim_node_of(const hamok_sim *s, const hamok_id *id);
+
+#endif
