@@ -110,11 +110,11 @@ typedef struct hamok_msg_append {
  * On success: `match_index` is the highest index the follower has durably
  * stored and knows to match the leader's log; `last_log_index` the highest
  * index it knows to match (stored, maybe not yet durable).
- * On rejection: `reject_index` is the prev_log_index that did not match, and
- * (`conflict_index`, `conflict_term`) the back-off hint: conflict_term is the
- * term the follower holds at reject_index (0 if its log is shorter) and
- * conflict_index the first index it holds of that term (or its last index + 1);
- * `last_log_index` is the follower's last index. */
+ * On rejection: `reject_index` is the prev_log_index that did not match;
+ * (`conflict_index`, `conflict_term`) is the back-off hint: the largest index
+ * at or before reject_index (and the follower's last index) whose term is <=
+ * the request's prev_log_term, and the term there; `last_log_index` is the
+ * follower's last index. */
 typedef struct hamok_msg_append_response {
     uint64_t term;
     bool success;

@@ -1338,7 +1338,8 @@ static void respond_append(hamok_raft *r, const hamok_id *to, uint64_t ctx)
     a->ctx = ctx;
 }
 
-static void reject_append(hamok_raft *r, const hamok_id *to, uint64_t prev, uint64_t ctx)
+static void reject_append(hamok_raft *r, const hamok_id *to, uint64_t prev, uint64_t prev_term,
+                          uint64_t ctx)
 {
     hamok_msg *out = emit(r, HAMOK_MSG_APPEND_RESPONSE, to);
     if (out == NULL) {
@@ -1351,22 +1352,19 @@ static void reject_append(hamok_raft *r, const hamok_id *to, uint64_t prev, uint
     a->reject_index = prev;
     a->last_log_index = last;
     a->ctx = ctx;
-    if (prev > last) {
-        a->conflict_term = 0;
-        a->conflict_index = last + 1;
-    } else {
-        /* Hint (§5.3, "the follower can include the term of the conflicting
-         * entry and the first index it stores for that term"): the leader
-         * skips a whole term per round trip instead of one entry. */
-        uint64_t ct = term_at(r, prev);
-        a->conflict_term = ct;
-        a->conflict_index = prev;
-        if (ct > 0) {
-            uint64_t lo = hamok__log_last_with_term_at_most(&r->log, hamok__log_first(&r->log) - 1,
-                                                            prev, ct - 1);
-            a->conflict_index = lo + 1;
-        }
+    /* Back-off hint (§5.3 last paragraph; etcd's findConflictByTerm): the
+     * largest index at or before prev whose term is <= the leader's
+     * prevLogTerm. Everything after it up to prev has a newer term than the
+     * leader holds there, so none of it can match: the leader skips it all in
+     * one round trip, whatever the number of short-lived terms it spans. */
+    uint64_t lo = hamok__log_first(&r->log) - 1;
+    uint64_t hi = prev < last ? prev : last;
+    uint64_t hint = hamok__log_last_with_term_at_most(&r->log, lo, hi, prev_term);
+    if (hint + 1 == lo || hint < lo) {
+        hint = lo;
     }
+    a->conflict_index = hint;
+    a->conflict_term = term_at(r, hint);
 }
 
 static void recv_append(hamok_raft *r, hamok_msg *m)
@@ -1402,7 +1400,7 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
         if (prev < r->commit) {
             return; /* entries up to commit match any leader's (§5.4); stale message */
         }
-        reject_append(r, &m->src, prev, a->ctx);
+        reject_append(r, &m->src, prev, a->prev_log_term, a->ctx);
         return;
     }
     hamok_status st = hamok__log_reserve(&r->log, a->n_entries);
@@ -1508,15 +1506,20 @@ static void recv_append_response(hamok_raft *r, const hamok_msg *m)
     if (pr->state == PR_PROBE && a->reject_index != pr->next - 1) {
         return;
     }
+    /* The follower's entries after conflict_index cannot match; ours after
+     * the last index <= conflict_index whose term is <= conflict_term cannot
+     * either. Probe right after that point (etcd's leader-side jump). */
+    uint64_t lo = hamok__log_first(&r->log) - 1;
+    uint64_t hi = a->conflict_index < last ? a->conflict_index : last;
     uint64_t next;
-    if (a->conflict_term == 0) {
-        next = a->conflict_index;
+    if (hi < lo) {
+        next = hi + 1; /* compacted here: the probe turns into a snapshot */
     } else {
-        /* Last entry of conflict_term in our log, if we have that term. */
-        uint64_t hi = a->reject_index < last ? a->reject_index : last;
-        uint64_t lo = hamok__log_first(&r->log) - 1;
         uint64_t k = hamok__log_last_with_term_at_most(&r->log, lo, hi, a->conflict_term);
-        next = (k >= lo + 1 && term_at(r, k) == a->conflict_term) ? k + 1 : a->conflict_index;
+        next = (k + 1 == lo || k < lo) ? lo : k + 1;
+    }
+    if (next == 0) {
+        next = 1;
     }
     if (next > a->reject_index) {
         next = a->reject_index;
@@ -2158,6 +2161,12 @@ hamok_status hamok__raft_step(hamok_raft *r, const hamok_raft_event *ev, hamok_r
         if (voter_count(r) == 1 && is_voter(r)) {
             start_election(r); /* a cluster of one elects itself at once */
         }
+    }
+    if (ev->type == HAMOK_RAFT_EV_PROPOSE || ev->type == HAMOK_RAFT_EV_READ_INDEX ||
+        ev->type == HAMOK_RAFT_EV_TRANSFER || ev->type == HAMOK_RAFT_EV_CHANGE) {
+        /* A client operation must see the state after overdue timers: a
+         * leader past its check-quorum deadline is no leader to accept it. */
+        fire_timers(r);
     }
     hamok_status st = HAMOK_OK;
     switch (ev->type) {
