@@ -1,0 +1,171 @@
+/* Unit tests of the exactly-once session table (src/collections/session.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "collections/session.h"
+
+static hamok_id C1;
+static hamok_id C2;
+
+static int setup(void **state)
+{
+    (void)state;
+    C1 = hamok__id_from_u64(1);
+    C2 = hamok__id_from_u64(2);
+    return 0;
+}
+
+static void record_str(hamok_sessions *s, const hamok_id *c, uint64_t seq, const char *r)
+{
+    assert_int_equal(hamok__sessions_record(s, c, seq, r, strlen(r)), HAMOK_OK);
+}
+
+static void expect_dup(hamok_sessions *s, const hamok_id *c, uint64_t seq, const char *r)
+{
+    const uint8_t *res = NULL;
+    size_t len = 0;
+    assert_int_equal(hamok__sessions_check(s, c, seq, &res, &len), HAMOK_SESSION_DUPLICATE);
+    assert_int_equal(len, strlen(r));
+    assert_memory_equal(res, r, len);
+}
+
+/* Thesis §6.3: a retried command is answered with the original result. */
+static void duplicates_answered_with_original_result(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, 8), HAMOK_OK);
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    record_str(s, &C1, 1, "old=none");
+    record_str(s, &C1, 2, "old=a");
+    expect_dup(s, &C1, 1, "old=none");
+    expect_dup(s, &C1, 2, "old=a");
+    assert_int_equal(hamok__sessions_check(s, &C1, 3, NULL, NULL), HAMOK_SESSION_NEW);
+    /* another client's numbers are its own */
+    assert_int_equal(hamok__sessions_check(s, &C2, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    /* no session: nil client or seq 0 */
+    hamok_id nil = {0};
+    assert_int_equal(hamok__sessions_check(s, &nil, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    assert_int_equal(hamok__sessions_check(s, &C1, 0, NULL, NULL), HAMOK_SESSION_NEW);
+    record_str(s, &C1, 0, "ignored");
+    assert_int_equal(hamok__sessions_count(s), 1);
+    hamok__sessions_destroy(&s);
+    assert_null(s);
+}
+
+/* Pipelined proposals and retries arrive out of order: a number inside the
+ * window that was never recorded is new; one older than the window expired. */
+static void out_of_order_and_window(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, 4), HAMOK_OK);
+    record_str(s, &C1, 5, "five");
+    assert_int_equal(hamok__sessions_check(s, &C1, 3, NULL, NULL), HAMOK_SESSION_NEW);
+    record_str(s, &C1, 3, "three");
+    expect_dup(s, &C1, 3, "three");
+    expect_dup(s, &C1, 5, "five");
+    record_str(s, &C1, 9, "nine"); /* window is 6..9 now */
+    assert_int_equal(hamok__sessions_check(s, &C1, 5, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_check(s, &C1, 3, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_check(s, &C1, 6, NULL, NULL), HAMOK_SESSION_NEW);
+    expect_dup(s, &C1, 9, "nine");
+    record_str(s, &C1, 1, "too old"); /* ignored */
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    hamok__sessions_destroy(&s);
+}
+
+static void departed_peers_expire(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, 0), HAMOK_OK);
+    record_str(s, &C1, 1, "a");
+    record_str(s, &C2, 1, "b");
+    hamok_member m = {0};
+    m.id = C2;
+    m.role = HAMOK_MEMBER_VOTER;
+    hamok__sessions_expire(s, &m, 1);
+    assert_int_equal(hamok__sessions_count(s), 1);
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    expect_dup(s, &C2, 1, "b");
+    hamok__sessions_destroy(&s);
+}
+
+/* The table survives snapshots; a damaged or truncated snapshot is refused
+ * and leaves the table untouched. */
+static void snapshot_round_trip_and_hostile_input(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, 16), HAMOK_OK);
+    for (uint64_t q = 1; q <= 20; q++) {
+        char r[16];
+        snprintf(r, sizeof r, "r%u", (unsigned)q);
+        record_str(s, &C1, q, r);
+    }
+    record_str(s, &C2, 7, "");
+    hamok_buf b = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__sessions_snapshot(s, &b), HAMOK_OK);
+
+    hamok_sessions *t;
+    assert_int_equal(hamok__sessions_new(&t, 2), HAMOK_OK);
+    record_str(t, &C2, 1, "before");
+    assert_int_equal(hamok__sessions_restore(t, b.data, b.len), HAMOK_OK);
+    assert_int_equal(hamok__sessions_count(t), 2);
+    expect_dup(t, &C1, 20, "r20");
+    expect_dup(t, &C1, 5, "r5");
+    assert_int_equal(hamok__sessions_check(t, &C1, 4, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    expect_dup(t, &C2, 7, "");
+    assert_int_equal(hamok__sessions_check(t, &C2, 1, NULL, NULL), HAMOK_SESSION_NEW);
+
+    hamok_buf b2 = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__sessions_snapshot(t, &b2), HAMOK_OK);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+
+    /* every prefix, and every single flipped bit, is refused */
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(hamok__sessions_restore(t, b.data, n), HAMOK_ERR_CORRUPT);
+    }
+    for (size_t i = 0; i < b.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            b.data[i] ^= (uint8_t)(1u << bit);
+            assert_int_equal(hamok__sessions_restore(t, b.data, b.len), HAMOK_ERR_CORRUPT);
+            b.data[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    expect_dup(t, &C1, 20, "r20"); /* untouched by the failures */
+    assert_int_equal(hamok__sessions_restore(t, NULL, 0), HAMOK_ERR_CORRUPT);
+    hamok__buf_free(&b);
+    hamok__buf_free(&b2);
+    hamok__sessions_destroy(&s);
+    hamok__sessions_destroy(&t);
+}
+
+static void bad_window(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, HAMOK_SESSION_MAX_WINDOW + 1), HAMOK_ERR_INVALID);
+    assert_null(s);
+    hamok__sessions_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(duplicates_answered_with_original_result),
+        cmocka_unit_test(out_of_order_and_window),
+        cmocka_unit_test(departed_peers_expire),
+        cmocka_unit_test(snapshot_round_trip_and_hostile_input),
+        cmocka_unit_test(bad_window),
+    };
+    return cmocka_run_group_tests_name("session", tests, setup, NULL);
+}
