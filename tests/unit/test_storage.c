@@ -1191,6 +1191,36 @@ static void compaction_deletes_old_segments(void **state)
     model_free(&m);
 }
 
+/* A snapshot file that vanished while the log before it was compacted away:
+ * the state cannot be rebuilt, so open refuses instead of starting from a
+ * hole. */
+static void missing_snapshot_is_corrupt(void **state)
+{
+    fixture *f = *state;
+    hamok_storage_options o;
+    small_segments(&o);
+    hamok_storage_recovered rec;
+    hamok_storage *s = open_ok(f->dir, &o, ID_A, &rec);
+    hamok__storage_recovered_free(&rec);
+    assert_int_equal(hamok__storage_save_hard_state(s, 2, false, NULL), HAMOK_OK);
+    model m;
+    model_init(&m);
+    for (uint64_t i = 1; i <= 400; i++) {
+        put(s, &m, i, 2, 100);
+    }
+    write_snapshot(s, 300, 2, "cfg", 1000, 1);
+    hamok__storage_close(&s);
+    model_free(&m);
+    char names[4][128];
+    assert_int_equal(list_prefix(f->dir, "snapshot-", names, 4), 1);
+    char path[512];
+    FMT(path, "%s/%s", f->dir, names[0]);
+    assert_int_equal(unlink(path), 0);
+    char err[256];
+    assert_int_equal(open_err(f->dir, &o, err, sizeof err), HAMOK_ERR_CORRUPT);
+    assert_non_null(strstr(err, "missing"));
+}
+
 /* A snapshot from the leader that the log does not contain: the log restarts
  * after it (Raft's InstallSnapshot rule). */
 static void installed_snapshot_resets_log(void **state)
@@ -1625,6 +1655,7 @@ int main(void)
         T(segment_rolling),
         T(torn_segment_header),
         T(missing_or_bad_segment_is_corrupt),
+        T(missing_snapshot_is_corrupt),
         T(torn_tail_every_length),
         T(torn_tail_zeros_and_final_crc),
         T(bit_flip_in_earlier_record_is_corrupt),
