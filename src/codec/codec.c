@@ -64,25 +64,7 @@ void hamok__codec_limits_default(hamok_codec_limits *lim)
 
 static bool msg_type_known(uint64_t t)
 {
-    switch (t) {
-    case HAMOK_MSG_HELLO:
-    case HAMOK_MSG_ENDPOINT_STATES:
-    case HAMOK_MSG_JOIN:
-    case HAMOK_MSG_PREVOTE_REQUEST:
-    case HAMOK_MSG_PREVOTE_RESPONSE:
-    case HAMOK_MSG_VOTE_REQUEST:
-    case HAMOK_MSG_VOTE_RESPONSE:
-    case HAMOK_MSG_TIMEOUT_NOW:
-    case HAMOK_MSG_APPEND_ENTRIES:
-    case HAMOK_MSG_APPEND_RESPONSE:
-    case HAMOK_MSG_INSTALL_SNAPSHOT:
-    case HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE:
-    case HAMOK_MSG_SUBMIT_REQUEST:
-    case HAMOK_MSG_SUBMIT_RESPONSE:
-    case HAMOK_MSG_READ_INDEX_REQUEST:
-    case HAMOK_MSG_READ_INDEX_RESPONSE: return true;
-    default: return false;
-    }
+    return t <= UINT8_MAX && hamok__msg_type_known((uint8_t)t);
 }
 
 static bool entry_type_known(uint64_t t)

@@ -29,7 +29,25 @@ const char *hamok__msg_type_name(uint8_t type)
 
 bool hamok__msg_type_known(uint8_t type)
 {
-    return strcmp(hamok__msg_type_name(type), "UNKNOWN") != 0;
+    switch (type) {
+    case HAMOK_MSG_HELLO:
+    case HAMOK_MSG_ENDPOINT_STATES:
+    case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_PREVOTE_REQUEST:
+    case HAMOK_MSG_PREVOTE_RESPONSE:
+    case HAMOK_MSG_VOTE_REQUEST:
+    case HAMOK_MSG_VOTE_RESPONSE:
+    case HAMOK_MSG_TIMEOUT_NOW:
+    case HAMOK_MSG_APPEND_ENTRIES:
+    case HAMOK_MSG_APPEND_RESPONSE:
+    case HAMOK_MSG_INSTALL_SNAPSHOT:
+    case HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE:
+    case HAMOK_MSG_SUBMIT_REQUEST:
+    case HAMOK_MSG_SUBMIT_RESPONSE:
+    case HAMOK_MSG_READ_INDEX_REQUEST:
+    case HAMOK_MSG_READ_INDEX_RESPONSE: return true;
+    default: return false;
+    }
 }
 
 void hamok__entry_clear(hamok_entry *e)
