@@ -1735,9 +1735,60 @@ static uint64_t msg_term(const hamok_msg *m)
     }
 }
 
+/* Indexes, terms and offsets stay far from overflow: anything at or above
+ * 2^62 cannot come from a correct peer (it would take centuries at any
+ * rate), and accepting it would let index arithmetic wrap. */
+#define SANE_MAX (UINT64_C(1) << 62)
+
+static bool sane(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+    return a < SANE_MAX && b < SANE_MAX && c < SANE_MAX && d < SANE_MAX;
+}
+
+static bool msg_sane(const hamok_msg *m)
+{
+    switch (m->type) {
+    case HAMOK_MSG_PREVOTE_REQUEST:
+    case HAMOK_MSG_VOTE_REQUEST:
+        return sane(m->u.vote.term, m->u.vote.last_log_index, m->u.vote.last_log_term, 0);
+    case HAMOK_MSG_PREVOTE_RESPONSE:
+    case HAMOK_MSG_VOTE_RESPONSE: return sane(m->u.vote_response.term, 0, 0, 0);
+    case HAMOK_MSG_TIMEOUT_NOW: return sane(m->u.timeout_now.term, 0, 0, 0);
+    case HAMOK_MSG_APPEND_ENTRIES: {
+        const hamok_msg_append *a = &m->u.append;
+        if (!sane(a->term, a->prev_log_index, a->prev_log_term, a->leader_commit) ||
+            a->prev_log_index + a->n_entries >= SANE_MAX) {
+            return false;
+        }
+        for (size_t i = 0; i < a->n_entries; i++) {
+            if (a->entries[i].term >= SANE_MAX) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case HAMOK_MSG_APPEND_RESPONSE: {
+        const hamok_msg_append_response *a = &m->u.append_response;
+        return sane(a->term, a->match_index, a->last_log_index, a->reject_index) &&
+               sane(a->conflict_index, a->conflict_term, 0, 0);
+    }
+    case HAMOK_MSG_INSTALL_SNAPSHOT: {
+        const hamok_msg_snapshot *a = &m->u.snapshot;
+        return sane(a->term, a->last_index, a->last_term, a->offset) && a->last_index > 0 &&
+               a->last_term > 0 && a->last_term <= a->term;
+    }
+    case HAMOK_MSG_INSTALL_SNAPSHOT_RESPONSE: {
+        const hamok_msg_snapshot_response *a = &m->u.snapshot_response;
+        return sane(a->term, a->last_index, a->next_offset, 0);
+    }
+    case HAMOK_MSG_READ_INDEX_RESPONSE: return sane(m->u.read_index_response.read_index, 0, 0, 0);
+    default: return true;
+    }
+}
+
 static void receive(hamok_raft *r, hamok_msg *m)
 {
-    if (!is_raft_msg(m->type) || hamok__id_eq(&m->src, &r->opt.self) ||
+    if (!is_raft_msg(m->type) || !msg_sane(m) || hamok__id_eq(&m->src, &r->opt.self) ||
         (!m->broadcast && !hamok__id_eq(&m->dst, &r->opt.self))) {
         return;
     }

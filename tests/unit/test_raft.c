@@ -913,6 +913,42 @@ static void restore_snapshot_then_log(void **state)
     hamok__raft_destroy(&r);
 }
 
+/* Values no correct peer can send (index arithmetic would wrap) are dropped
+ * before they touch the state. */
+static void absurd_values_are_ignored(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int f = (l + 1) % 3;
+    uint64_t term = hamok__raft_term(t.r[f]);
+    hamok_msg m = {0};
+    m.type = HAMOK_MSG_INSTALL_SNAPSHOT;
+    m.src = t.ids[l];
+    m.dst = t.ids[f];
+    m.u.snapshot.term = term;
+    m.u.snapshot.last_index = UINT64_MAX - 1;
+    m.u.snapshot.last_term = term;
+    m.u.snapshot.done = true;
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_RECEIVE, .now_ms = t.now};
+    ev.u.msg = &m;
+    hamok_raft_update u;
+    assert_int_equal(hamok__raft_step(t.r[f], &ev, &u), HAMOK_OK);
+    assert_false(u.snapshot_installed);
+    assert_int_equal(u.n_msgs, 0);
+    memset(&m, 0, sizeof m);
+    m.type = HAMOK_MSG_APPEND_ENTRIES;
+    m.src = t.ids[l];
+    m.dst = t.ids[f];
+    m.u.append.term = UINT64_MAX;
+    assert_int_equal(hamok__raft_step(t.r[f], &ev, &u), HAMOK_OK);
+    assert_int_equal(hamok__raft_term(t.r[f]), term);
+    assert_int_equal(u.n_msgs, 0);
+    net_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -934,6 +970,7 @@ int main(void)
         cmocka_unit_test(snapshot_catches_up_follower),
         cmocka_unit_test(snapshot_brings_new_member_up),
         cmocka_unit_test(restore_snapshot_then_log),
+        cmocka_unit_test(absurd_values_are_ignored),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }
