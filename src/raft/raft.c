@@ -199,7 +199,7 @@ void hamok__raft_options_default(hamok_raft_options *o)
 static hamok_status rebuild_progress(hamok_raft *r);
 static hamok_status cfg_append_raw(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
 static hamok_status cfg_push(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
-static void cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e);
+static hamok_status cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e);
 static hamok_status cfg_reset(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
 static hamok_member *members_dup(const hamok_member *ms, size_t n, size_t extra);
 
@@ -317,7 +317,10 @@ hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *v
     r->persisted = hamok__log_last(&r->log);
     for (size_t i = 0; i < n; i++) {
         uint64_t index = r->log.snap_index + 1 + i;
-        cfg_on_entry(r, index, hamok__log_get(&r->log, index));
+        st = cfg_on_entry(r, index, hamok__log_get(&r->log, index));
+        if (st != HAMOK_OK) {
+            return st;
+        }
     }
     return HAMOK_OK;
 }
@@ -451,17 +454,21 @@ static hamok_status cfg_push(hamok_raft *r, uint64_t index, hamok_member *member
 }
 
 /* A CONFIG entry was appended at `index` (or restored). */
-static void cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e)
+/* HAMOK_ERR_NOMEM when the configuration could not be recorded: the caller
+ * must then not keep the entry (log and configuration go together). */
+static hamok_status cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entry *e)
 {
     if (e == NULL || e->type != HAMOK_ENTRY_CONFIG) {
-        return;
+        return HAMOK_OK;
     }
     hamok_member *ms;
     size_t n;
-    if (hamok__codec_decode_config(e->data, e->len, &ms, &n) != HAMOK_OK) {
-        return; /* leaders validate configurations; a bad one changes nothing */
+    hamok_status st = hamok__codec_decode_config(e->data, e->len, &ms, &n);
+    if (st != HAMOK_OK) {
+        /* Leaders validate configurations: a malformed one changes nothing. */
+        return st == HAMOK_ERR_NOMEM ? st : HAMOK_OK;
     }
-    (void)cfg_push(r, index, ms, n);
+    return cfg_push(r, index, ms, n);
 }
 
 /* Entries from `from` on were truncated: forget their configurations. */
@@ -1437,8 +1444,15 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
             index--; /* malformed batch: keep what was valid */
             break;
         }
-        (void)hamok__log_append_take(&r->log, e); /* space reserved above */
-        cfg_on_entry(r, index, hamok__log_get(&r->log, index));
+        if (hamok__log_append_take(&r->log, e) != HAMOK_OK) {
+            index--; /* out of memory: acknowledge what is stored; the leader resends */
+            break;
+        }
+        if (cfg_on_entry(r, index, hamok__log_get(&r->log, index)) != HAMOK_OK) {
+            hamok__log_truncate(&r->log, index);
+            index--;
+            break;
+        }
         if (r->persist_from == 0 || r->persist_from > index) {
             r->persist_from = index;
         }

@@ -81,7 +81,8 @@ hamok_status hamok__raft_restore_snapshot(hamok_raft *r, uint64_t index, uint64_
 /* Load durable state (crash recovery) before the first step: the term, the
  * vote (NULL for none) and the stored log, entries[0] being the entry right
  * after the restored snapshot (index 1 without one). Entry data is copied.
- * Everything restored counts as persisted.
+ * Everything restored counts as persisted. On any error the core must be
+ * destroyed (it may hold part of the state).
  * HAMOK_ERR_STATE after the first step; HAMOK_ERR_INVALID if an entry's term
  * exceeds `term` or terms decrease; HAMOK_ERR_NOMEM. */
 hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *vote,

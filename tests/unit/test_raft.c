@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "codec/codec.h"
+#include "hamok/hamok.h"
 #include "raft/raft.h"
 #include "util/alloc.h"
 
@@ -51,6 +53,43 @@ typedef struct net {
 static uint8_t blob_byte(uint64_t index, size_t k)
 {
     return (uint8_t)((index * 31u + k) & 0xffu);
+}
+
+/* Allocation-failure injection: while armed (only inside the core's step),
+ * the g_fail_at-th allocation fails. */
+static unsigned long g_allocs;
+static unsigned long g_fail_at;
+static bool g_armed;
+
+static bool should_fail(void)
+{
+    return g_armed && g_fail_at != 0 && ++g_allocs == g_fail_at;
+}
+
+static void *fail_malloc(void *ud, size_t n)
+{
+    (void)ud;
+    return should_fail() ? NULL : malloc(n);
+}
+
+static void *fail_realloc(void *ud, void *p, size_t n)
+{
+    (void)ud;
+    return should_fail() ? NULL : realloc(p, n);
+}
+
+static void fail_free(void *ud, void *p)
+{
+    (void)ud;
+    free(p);
+}
+
+static hamok_status core_step(hamok_raft *r, const hamok_raft_event *ev, hamok_raft_update *u)
+{
+    g_armed = true;
+    hamok_status st = hamok__raft_step(r, ev, u);
+    g_armed = false;
+    return st;
 }
 
 /* Snapshot thresholds for the next net_init()/add_node() (0 = defaults). */
@@ -204,8 +243,9 @@ static void handle_update(net *t, int i, const hamok_raft_update *u)
 static void step(net *t, int i, hamok_raft_event *ev)
 {
     hamok_raft_update u;
-    hamok_status st = hamok__raft_step(t->r[i], ev, &u);
-    assert_true(st == HAMOK_OK || st == HAMOK_ERR_NOT_LEADER);
+    hamok_status st = core_step(t->r[i], ev, &u);
+    assert_true(st == HAMOK_OK || st == HAMOK_ERR_NOT_LEADER ||
+                (g_fail_at != 0 && st == HAMOK_ERR_NOMEM));
     handle_update(t, i, &u);
 }
 
@@ -300,8 +340,9 @@ static uint64_t propose(net *t, int i, const char *payload)
     ev.u.propose.entries = &e;
     ev.u.propose.n = 1;
     hamok_raft_update u;
-    hamok_status st = hamok__raft_step(t->r[i], &ev, &u);
+    hamok_status st = core_step(t->r[i], &ev, &u);
     if (st != HAMOK_OK) {
+        handle_update(t, i, &u);
         return 0;
     }
     uint64_t index = u.proposed_index;
@@ -508,7 +549,7 @@ static hamok_status raft_event(net *t, int i, hamok_raft_event *ev)
 {
     hamok_raft_update u;
     ev->now_ms = t->now;
-    hamok_status st = hamok__raft_step(t->r[i], ev, &u);
+    hamok_status st = core_step(t->r[i], ev, &u);
     handle_update(t, i, &u);
     return st;
 }
@@ -949,6 +990,68 @@ static void absurd_values_are_ignored(void **state)
     net_free(&t);
 }
 
+static void failure_scenario(void)
+{
+    g_snap_entries = 20;
+    g_snap_trailing = 2;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    for (int k = 0; k < 40; k++) {
+        for (int i = 0; i < t.n; i++) {
+            if (hamok__raft_role(t.r[i]) == HAMOK_RAFT_LEADER) {
+                (void)propose(&t, i, "under pressure");
+            }
+        }
+        deliver(&t);
+    }
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_READ_INDEX};
+    ev.u.read.id = 1;
+    (void)raft_event(&t, 1, &ev);
+    int j = add_node(&t);
+    for (int i = 0; i < 3; i++) {
+        if (hamok__raft_role(t.r[i]) == HAMOK_RAFT_LEADER) {
+            (void)change(&t, i, HAMOK_RAFT_ADD_LEARNER, j);
+        }
+    }
+    advance(&t, 2000);
+    /* Safety holds whatever failed: no two leaders of one term. */
+    for (int a = 0; a < t.n; a++) {
+        for (int b = a + 1; b < t.n; b++) {
+            if (hamok__raft_role(t.r[a]) == HAMOK_RAFT_LEADER &&
+                hamok__raft_role(t.r[b]) == HAMOK_RAFT_LEADER) {
+                assert_int_not_equal(hamok__raft_term(t.r[a]), hamok__raft_term(t.r[b]));
+            }
+        }
+    }
+    net_free(&t);
+    g_snap_entries = 0;
+}
+
+/* Every allocation the core makes in a scenario that elects, replicates,
+ * snapshots, reads and changes membership fails once, in turn: the core
+ * returns HAMOK_ERR_NOMEM or carries on, never crashes, never leaks (the
+ * sanitizer build checks), and stays safe. */
+static void allocation_failure_sweep(void **state)
+{
+    (void)state;
+    hamok_allocator a = {fail_malloc, fail_realloc, fail_free, NULL};
+    unsigned long n;
+    for (n = 1;; n++) {
+        g_allocs = 0;
+        g_fail_at = n;
+        assert_int_equal(hamok_set_allocator(&a), HAMOK_OK);
+        failure_scenario();
+        assert_int_equal(hamok_set_allocator(NULL), HAMOK_OK);
+        if (g_allocs < n) {
+            break; /* the scenario made fewer than n allocations: all covered */
+        }
+    }
+    g_fail_at = 0;
+    printf("  %lu allocation points failed in turn\n", n - 1);
+    assert_true(n > 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1074,7 @@ int main(void)
         cmocka_unit_test(snapshot_brings_new_member_up),
         cmocka_unit_test(restore_snapshot_then_log),
         cmocka_unit_test(absurd_values_are_ignored),
+        cmocka_unit_test(allocation_failure_sweep),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }
