@@ -299,9 +299,6 @@ hamok_status hamok__raft_restore(hamok_raft *r, uint64_t term, const hamok_id *v
     if (st != HAMOK_OK) {
         return st;
     }
-    if (n > 0 && entries[0].term < r->log.snap_term) {
-        return HAMOK_ERR_INVALID;
-    }
     for (size_t i = 0; i < n; i++) {
         st = hamok__log_append_copy(&r->log, &entries[i], entries[i].term);
         if (st != HAMOK_OK) {
@@ -641,9 +638,8 @@ static void pr_inflight_reset(progress *pr)
     pr->in_count = 0;
 }
 
-static void pr_become_probe(hamok_raft *r, progress *pr, uint64_t next)
+static void pr_become_probe(progress *pr, uint64_t next)
 {
-    (void)r;
     pr->state = PR_PROBE;
     pr->probe_sent = false;
     pr->next = next;
@@ -858,7 +854,7 @@ static void become_leader(hamok_raft *r)
         pr->match_at_hb = 0;
         pr->recent_active = pr->is_self;
         pr->acked_ctx = 0;
-        pr_become_probe(r, pr, last + 1);
+        pr_become_probe(pr, last + 1);
     }
     r->last_leader_contact = r->now;
     r->heartbeat_deadline = r->now + r->opt.heartbeat_ms;
@@ -1252,7 +1248,7 @@ static void heartbeat(hamok_raft *r)
         } else if (pr->match < last && pr->match == pr->match_at_hb) {
             /* No progress for a whole heartbeat period: batches were lost.
              * Fall back to probing from the known match point. */
-            pr_become_probe(r, pr, pr->match + 1);
+            pr_become_probe(pr, pr->match + 1);
             send_append(r, pr, true);
         } else {
             pr->match_at_hb = pr->match;
@@ -1541,7 +1537,7 @@ static void recv_append_response(hamok_raft *r, const hamok_msg *m)
     if (next < pr->match + 1) {
         next = pr->match + 1;
     }
-    pr_become_probe(r, pr, next);
+    pr_become_probe(pr, next);
     send_append(r, pr, true);
 }
 
@@ -1670,7 +1666,7 @@ static void recv_snapshot_response(hamok_raft *r, const hamok_msg *m)
             pr->match = match;
         }
         if (pr->state == PR_SNAPSHOT && a->last_index >= pr->snap_index) {
-            pr_become_probe(r, pr, pr->match + 1);
+            pr_become_probe(pr, pr->match + 1);
             send_append(r, pr, true);
         }
         if (advanced) {
