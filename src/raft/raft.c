@@ -1381,6 +1381,13 @@ static void recv_append(hamok_raft *r, hamok_msg *m)
     }
     r->last_leader_contact = r->now;
     reset_election_timer(r);
+    /* Everything up to our commit index is in every later leader's log
+     * (Leader Completeness, §5.4), so it matches the current leader: never
+     * answer "match 0" after a leader change (the leader would resend from
+     * below our log start forever). */
+    if (r->verified < r->commit) {
+        r->verified = r->commit;
+    }
 
     uint64_t prev = a->prev_log_index;
     uint64_t last = hamok__log_last(&r->log);

@@ -1,8 +1,12 @@
 /* Randomised fault runs over the simulator: one seed draws a fault mix
  * (drops, duplicates, delay jitter, partitions that come and go, one-way
- * cuts, leader isolation, pauses, crash/restart, clock skew), drives a client
- * workload of at least n_ops proposals through it, then heals everything and
- * checks liveness and the final invariants (sim.h, checker.h).
+ * cuts, leader isolation, pauses, crash/restart, clock skew) and a lifecycle
+ * mix (snapshot thresholds and chunk sizes; memory mode, where a crash wipes
+ * the node and an operator replaces it by a fresh peer; membership churn:
+ * add, remove, replace, remove the leader, remove a partitioned node;
+ * leadership transfers; linearizable reads), drives a client workload of at
+ * least n_ops proposals through it, then heals everything and checks
+ * liveness and the final invariants (sim.h, checker.h).
  *
  * Used by tests/sim/test_chaos.c (production core) and test_teeth.c (the
  * fault-injection build of the core). */
@@ -21,14 +25,20 @@ typedef struct hamok_chaos_opts {
     uint64_t max_fault_ms; /* virtual-time cap of the fault phase; 0 = 3 x the drawn length */
     bool trace;
     const char *test_name; /* for the replay hint; default "test_chaos" */
+    bool classic;          /* no lifecycle mix: the foundation issue's faults only */
+    /* Do not go around the core bugs of tests/sim/FINDINGS.md (also set by
+     * HAMOK_SIM_FINDINGS=1): reproduces them. */
+    bool findings;
+    hamok_sim_read_mode read_mode; /* negative controls for the read checker */
 } hamok_chaos_opts;
 
 typedef struct hamok_chaos_result {
     bool ok;
     int n_nodes;
     const char *invariant; /* of the first violation, NULL if ok */
-    char error[1600];      /* full report, "" if ok */
-    char mix[320];         /* the fault mix this seed drew */
+    char error[1900];      /* full report, "" if ok */
+    char mix[560];         /* the fault mix this seed drew */
+    char actions[400];     /* nemesis actions taken, by kind */
     hamok_sim_stats stats;
     uint32_t ops; /* accepted proposals (entries) */
 } hamok_chaos_result;

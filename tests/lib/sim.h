@@ -14,9 +14,32 @@
  *    range (reordering emerges from it) and can be disabled (partitions).
  *  - A node can be paused (its events wait until it resumes), crashed (core
  *    destroyed, unflushed writes lost) and restarted from its disk (same peer
- *    id: durable mode). Hard state is written synchronously; log writes are
- *    asynchronous (FIFO, seeded delay) and reported to the core with
- *    HAMOK_RAFT_EV_PERSISTED when they complete.
+ *    id: durable mode), or wiped (memory mode: disk gone, the id never comes
+ *    back; the operator adds a fresh node with a new id instead). Hard state
+ *    is written synchronously; log writes are asynchronous (FIFO, seeded
+ *    delay) and reported to the core with HAMOK_RAFT_EV_PERSISTED when they
+ *    complete.
+ *  - Every node runs a state machine (sm.h) fed by the applied entries. On
+ *    update.snapshot_wanted it serializes it (about 2 KiB) and writes it to
+ *    its disk's snapshot slot, in order after the log writes already issued
+ *    (a storage that syncs everything pending before it commits a snapshot,
+ *    like src/storage), after a seeded delay or, with probability
+ *    snapshot_skip, never; then it steps SNAPSHOT_TAKEN and drops the disk
+ *    log up to the snapshot. Leaders answer update.snapshot_sends with
+ *    INSTALL_SNAPSHOT chunks of chunk_bytes read from that slot, through the
+ *    codec and the faulty network; followers store update.chunk and, on
+ *    snapshot_installed, sync what is pending, make the received snapshot
+ *    durable (keeping the log after it if the log holds its last entry, else
+ *    emptying it — src/storage's rule) and restore their state machine from
+ *    it. A restart restores the snapshot (hamok__raft_restore_snapshot) and
+ *    the log after it.
+ *  - Membership: nodes beyond the bootstrap ones are added as fresh peers
+ *    (hamok_sim_add_node) that know no configuration; CHANGE and TRANSFER go
+ *    through hamok_sim_change / hamok_sim_transfer. Nodes are slots: a
+ *    removed or wiped node's slot is never reused.
+ *  - Reads: hamok_sim_read() steps READ_INDEX; when the barrier completes
+ *    with HAMOK_OK at index i, the read is served once the node has applied
+ *    i, from its state machine, and checked for linearizability.
  *  - Per-node clock skew: local = offset + global * rate, rate in [0.5, 1.5).
  *  - After every event the checker (checker.h) verifies the invariants; the
  *    first violation stops the run and hamok_sim_error() explains it, with
@@ -36,9 +59,18 @@
 #include "hamok/status.h"
 #include "raft/raft.h"
 
-#define HAMOK_SIM_MAX_NODES 7
+#define HAMOK_SIM_MAX_NODES HAMOK_CHK_MAX_NODES
 
 typedef struct hamok_sim hamok_sim;
+
+/* How reads are served. Only BARRIER is correct; the others are negative
+ * controls for the read checker (tests/sim/test_teeth.c). */
+typedef enum hamok_sim_read_mode {
+    HAMOK_SIM_READ_BARRIER = 0,      /* READ_INDEX through the core, served once applied */
+    HAMOK_SIM_READ_LOCAL = 1,        /* any node serves at once from its local state */
+    HAMOK_SIM_READ_LEADER_LOCAL = 2, /* a node that believes it leads serves at once
+                                        (no quorum round); others use the barrier */
+} hamok_sim_read_mode;
 
 typedef struct hamok_sim_config {
     uint64_t seed;
@@ -63,8 +95,22 @@ typedef struct hamok_sim_config {
     /* A log write completes 0..disk_delay_max_ms after it is issued (FIFO). */
     uint32_t disk_delay_max_ms; /* default 5 */
     bool clock_skew;            /* draw a rate and an offset per node */
+    /* Snapshots (0 = the core's defaults, i.e. practically never). */
+    uint64_t snapshot_entries;
+    uint64_t snapshot_trailing;
+    uint32_t chunk_bytes;            /* INSTALL_SNAPSHOT chunk size; default 512 */
+    uint32_t snapshot_delay_max_ms;  /* a snapshot write takes 0..this (after pending writes) */
+    double snapshot_skip;            /* a requested snapshot is never taken */
+    hamok_sim_read_mode read_mode;
     bool trace;                 /* also switched on by HAMOK_SIM_TRACE=1 */
     const char *replay_hint;    /* how to replay, printed with failures; NULL = generic */
+    /* Go around finding 4 of tests/sim/FINDINGS.md (a follower whose log
+     * was compacted past a new leader's heartbeat anchor acknowledges it
+     * with match 0, which sends the leader into a loop): the network loses
+     * exactly those acknowledgements (a legal loss; a fixed core never sends
+     * them). Counted in stats.workaround_drops. Also tolerates finding 8
+     * (hamok_chk_allow_empty_boot_snapshot). */
+    bool avoid_known_bugs;
 } hamok_sim_config;
 
 void hamok_sim_config_default(hamok_sim_config *c, uint64_t seed, int n_nodes);
@@ -132,10 +178,10 @@ bool hamok_sim_link_is_up(const hamok_sim *s, int from, int to);
 void hamok_sim_connect(hamok_sim *s, int a, int b, bool up);
 /* Nodes in mask_a talk among themselves, the rest among themselves, nobody
  * across. */
-void hamok_sim_partition(hamok_sim *s, unsigned mask_a);
+void hamok_sim_partition(hamok_sim *s, uint64_t mask_a);
 void hamok_sim_isolate(hamok_sim *s, int node);
 /* Only `center` talks to the others; they cannot talk to each other. */
-void hamok_sim_star(hamok_sim *s, int center, unsigned leaves_mask);
+void hamok_sim_star(hamok_sim *s, int center, uint64_t leaves_mask);
 void hamok_sim_heal(hamok_sim *s); /* every link up */
 /* Test hook called for every message sent (before the link decides);
  * return false to drop it. */
@@ -157,8 +203,30 @@ bool hamok_sim_is_live(const hamok_sim *s, int node);
  * none. Entry data is copied. */
 bool hamok_sim_preset(hamok_sim *s, int node, uint64_t term, int vote, const hamok_entry *entries,
                       size_t n);
-/* Number of log entries on a node's simulated disk. */
+/* Highest index on a node's simulated disk (snapshot or log). */
 uint64_t hamok_sim_disk_len(const hamok_sim *s, int node);
+/* Index of the snapshot on a node's disk (0: none). */
+uint64_t hamok_sim_disk_snapshot(const hamok_sim *s, int node);
+/* Let a node take snapshots when its core asks (default) or never. */
+void hamok_sim_set_snapshots(hamok_sim *s, int node, bool enabled);
+
+/* A fresh peer (new id, empty disk, no configuration: it waits to be added),
+ * started now. Its links get the config's drop/dup/delay. Returns its index,
+ * -1 when every slot is used. */
+int hamok_sim_add_node(hamok_sim *s);
+/* Memory mode: the node crashes and loses its disk; its id never comes back
+ * and its messages still in flight are lost with it. */
+void hamok_sim_wipe(hamok_sim *s, int node);
+/* Decommission: crash for good (disk kept, never restarted). */
+void hamok_sim_retire(hamok_sim *s, int node);
+/* Wiped or retired. */
+bool hamok_sim_is_dead(const hamok_sim *s, int node);
+/* In the latest committed configuration (per the checker). */
+bool hamok_sim_is_member(const hamok_sim *s, int node);
+/* Members / voters of the configuration the node's core reports in force. */
+uint64_t hamok_sim_config_members(const hamok_sim *s, int node, uint64_t *voters);
+/* Members / voters of the latest committed configuration. */
+uint64_t hamok_sim_committed_members(const hamok_sim *s, uint64_t *voters);
 
 /* The core of a node (NULL while crashed), for introspection. */
 hamok_raft *hamok_sim_core(hamok_sim *s, int node);
@@ -172,9 +240,9 @@ int hamok_sim_leader(const hamok_sim *s);
 int hamok_sim_agreed_leader(const hamok_sim *s);
 /* Run until hamok_sim_agreed_leader() >= 0; returns it or -1. */
 int hamok_sim_wait_leader(hamok_sim *s, uint64_t max_ms);
-/* Run until every live node has applied `index` with `term`. */
+/* Run until every live member has applied `index` with `term`. */
 bool hamok_sim_wait_applied(hamok_sim *s, uint64_t index, uint64_t term, uint64_t max_ms);
-/* True when node applied `index` and holds `term` there. */
+/* True when node applied `index` and the committed entry there has `term`. */
 bool hamok_sim_node_applied(const hamok_sim *s, int node, uint64_t index, uint64_t term);
 
 /* ---- clients ------------------------------------------------------------ */
@@ -187,14 +255,31 @@ hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index
 hamok_status hamok_sim_propose_leader(hamok_sim *s, size_t n, uint64_t *index, uint64_t *term,
                                       int *node);
 
+/* Membership change on `node` (should lead): ADD_LEARNER / PROMOTE / REMOVE
+ * of node `target`. Returns the core's status (BUSY, NOT_LEADER, NOT_FOUND,
+ * INVALID are normal); HAMOK_ERR_STATE if `node` is down or paused. *index
+ * (may be NULL) receives the CONFIG entry's index (0 if none). */
+hamok_status hamok_sim_change(hamok_sim *s, int node, hamok_raft_change_op op, int target,
+                              uint64_t *index);
+/* Leadership transfer on `node` to `target` (-1: the most up-to-date voter). */
+hamok_status hamok_sim_transfer(hamok_sim *s, int node, int target);
+/* Start a read on `node`; *id (may be NULL) receives its id. The outcome is
+ * reported to the on_read observer: HAMOK_OK once served (and checked),
+ * else the barrier's error. HAMOK_ERR_STATE if the node is down or paused. */
+hamok_status hamok_sim_read(hamok_sim *s, int node, uint64_t *id);
+typedef void (*hamok_sim_read_fn)(hamok_sim *s, void *ud, int node, uint64_t id,
+                                  hamok_status status, uint64_t read_index, uint64_t applied);
+void hamok_sim_on_read(hamok_sim *s, hamok_sim_read_fn fn, void *ud);
+
 /* ---- final phase -------------------------------------------------------- */
 
 /* Heal every link, no drops or duplicates (delays stay), remove the filter,
- * resume paused nodes, restart crashed ones. */
+ * resume paused nodes, restart crashed ones (not wiped or retired ones). */
 void hamok_sim_heal_all(hamok_sim *s);
 /* heal_all, then: an agreed leader within 10 election timeouts (scaled by the
- * slowest clock), a fresh proposal applied on every node, and the final
- * checks (acked-durable, liveness). False with hamok_sim_error() set. */
+ * slowest clock), a fresh proposal applied on every live member of the
+ * committed configuration, and the final checks (acked-durable, liveness).
+ * False with hamok_sim_error() set. */
 bool hamok_sim_check_liveness(hamok_sim *s);
 
 /* ---- statistics --------------------------------------------------------- */
@@ -209,6 +294,14 @@ typedef struct hamok_sim_stats {
     uint64_t bytes_sent;
     uint64_t crashes, restarts, pauses;
     uint64_t disk_writes;
+    uint64_t wipes, retires, adds;
+    uint64_t snapshots_taken; /* SNAPSHOT_TAKEN stepped */
+    uint64_t snapshots_skipped;
+    uint64_t installs;
+    uint64_t chunks_sent;
+    uint64_t changes_ok, transfers_ok;
+    uint64_t reads, reads_ok, reads_failed;
+    uint64_t workaround_drops; /* see avoid_known_bugs */
     hamok_chk_stats chk;
 } hamok_sim_stats;
 void hamok_sim_stats_get(const hamok_sim *s, hamok_sim_stats *out);

@@ -445,6 +445,526 @@ static void test_divergent_follower(void **state)
     finish(&s);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Lifecycle: membership, snapshots, transfer, reads, memory mode. */
+
+static hamok_sim_config lifecycle_cfg(uint64_t seed, int n)
+{
+    hamok_sim_config cfg;
+    hamok_sim_config_default(&cfg, seed, n);
+    cfg.snapshot_entries = 20;
+    cfg.snapshot_trailing = 5;
+    cfg.chunk_bytes = 64;
+    return cfg;
+}
+
+/* Propose n entries in batches of 10 to whoever leads; wait until every
+ * live member applied them. */
+static void load(hamok_sim *s, size_t n)
+{
+    uint64_t idx = 0, t = 0;
+    for (size_t k = 0; k < n; k += 10) {
+        int l = wait_leader(s, 10 * T_EL);
+        idx = propose(s, l, 10, &t) + 9;
+        assert_true(hamok_sim_run_for(s, 20));
+    }
+    if (!hamok_sim_wait_applied(s, idx, t, 10 * T_EL)) {
+        SIM_OK(s);
+        fail_msg("%zu entries not applied everywhere (seed %" PRIu64 ")", n, hamok_sim_seed(s));
+    }
+}
+
+typedef struct cfg_arg {
+    int node;
+    bool member; /* wanted: a member (voter if voter) or not a member */
+    bool voter;
+} cfg_arg;
+
+static bool pred_committed_cfg(hamok_sim *s, void *ud)
+{
+    const cfg_arg *a = ud;
+    uint64_t voters = 0;
+    uint64_t members = hamok_sim_committed_members(s, &voters);
+    bool m = (members >> a->node) & 1u;
+    bool v = (voters >> a->node) & 1u;
+    return a->member ? (m && (!a->voter || v)) : !m;
+}
+
+/* Propose a membership change to whoever leads until it is accepted, then
+ * wait until the committed configuration shows it. */
+static void change_until(hamok_sim *s, hamok_raft_change_op op, int target, bool voter,
+                         uint64_t max_ms)
+{
+    cfg_arg a = {target, op != HAMOK_RAFT_REMOVE, voter};
+    uint64_t t0 = hamok_sim_now(s);
+    while (!pred_committed_cfg(s, &a)) {
+        SIM_OK(s);
+        if (hamok_sim_now(s) - t0 > max_ms) {
+            fail_msg("membership change (op %d, n%d) not committed within %" PRIu64
+                     " ms (seed %" PRIu64 ")",
+                     (int)op, target, max_ms, hamok_sim_seed(s));
+        }
+        int l = hamok_sim_leader(s);
+        if (l >= 0) {
+            uint64_t vm = 0;
+            uint64_t mm = hamok_sim_config_members(s, l, &vm);
+            bool in_log = op == HAMOK_RAFT_REMOVE ? !((mm >> target) & 1u) : ((mm >> target) & 1u);
+            if (!in_log) {
+                hamok_sim_change(s, l, op, target, NULL);
+            }
+        }
+        hamok_sim_run_until_pred(s, pred_committed_cfg, &a, 200);
+    }
+}
+
+static int popcount64(uint64_t x)
+{
+    int k = 0;
+    while (x != 0) {
+        x &= x - 1;
+        k++;
+    }
+    return k;
+}
+
+/* Thesis §4.2.2: the leader removes itself, keeps leading until the entry
+ * commits (counting only the new configuration), then steps down; the rest
+ * elect a leader and the removed node never leads again (the checker's
+ * removed-leader invariant after every event). */
+static void test_remove_leader(void **state)
+{
+    (void)state;
+    hamok_sim_config cfg = lifecycle_cfg(pick_seed(1100), 5);
+    hamok_sim *s = make(&cfg);
+    int l = wait_leader(s, 10 * T_EL);
+    load(s, 30);
+    uint64_t idx = 0;
+    assert_int_equal(hamok_sim_change(s, l, HAMOK_RAFT_REMOVE, l, &idx), HAMOK_OK);
+    assert_true(idx > 0);
+    cfg_arg gone = {l, false, false};
+    wait_for(s, pred_committed_cfg, &gone, 2 * T_EL, "the leader's removal to commit");
+    node_arg na = {l, 0};
+    wait_for(s, pred_not_leader, &na, 1, "the removed leader to step down at commit");
+    uint64_t removed_at = hamok_sim_now(s);
+    int l2 = wait_leader(s, 10 * T_EL);
+    assert_int_not_equal(l2, l);
+    uint64_t voters = 0;
+    hamok_sim_committed_members(s, &voters);
+    assert_int_equal(popcount64(voters), 4);
+    printf("  n%d removed itself (entry %" PRIu64 "); n%d leads %" PRIu64 " ms later\n", l, idx,
+           l2, hamok_sim_now(s) - removed_at);
+    load(s, 20);
+    assert_true(hamok_sim_run_for(s, 5 * T_EL));
+    assert_int_not_equal(hamok_sim_role(s, l), HAMOK_RAFT_LEADER);
+    hamok_sim_retire(s, l);
+    finish(&s);
+}
+
+/* A member cut off from the others is removed; the rest commit without it,
+ * and once it is back (never told) its campaigns disrupt nobody: members
+ * ignore a non-member's (pre-)votes. */
+static void test_remove_partitioned_node(void **state)
+{
+    (void)state;
+    hamok_sim_config cfg = lifecycle_cfg(pick_seed(1200), 5);
+    hamok_sim *s = make(&cfg);
+    int l = wait_leader(s, 10 * T_EL);
+    int f = (l + 1) % 5;
+    load(s, 10);
+    hamok_sim_isolate(s, f);
+    assert_int_equal(hamok_sim_change(s, l, HAMOK_RAFT_REMOVE, f, NULL), HAMOK_OK);
+    cfg_arg gone = {f, false, false};
+    wait_for(s, pred_committed_cfg, &gone, 2 * T_EL, "the partitioned node's removal to commit");
+    load(s, 40);
+    uint64_t term = hamok_sim_term(s, l);
+    assert_true(hamok_sim_run_for(s, 3 * T_EL)); /* f times out meanwhile */
+    hamok_sim_heal(s);
+    assert_true(hamok_sim_run_for(s, 10 * T_EL));
+    assert_int_equal(hamok_sim_agreed_leader(s), l);
+    assert_int_equal(hamok_sim_term(s, l), term);
+    assert_int_not_equal(hamok_sim_role(s, f), HAMOK_RAFT_LEADER);
+    printf("  removed n%d while cut off; after healing: leader n%d, term %" PRIu64
+           " unchanged; n%d at term %" PRIu64 ", %s\n",
+           f, l, term, f, hamok_sim_term(s, f), hamok__raft_role_name(hamok_sim_role(s, f)));
+    finish(&s);
+}
+
+typedef struct drop_chunks {
+    uint64_t seen;
+    uint64_t dropped;
+} drop_chunks;
+
+/* Every third INSTALL_SNAPSHOT chunk is lost. */
+static bool filter_chunks(void *ud, int from, int to, const hamok_msg *m)
+{
+    (void)from;
+    (void)to;
+    drop_chunks *d = ud;
+    if (m->type != HAMOK_MSG_INSTALL_SNAPSHOT) {
+        return true;
+    }
+    if (d->seen++ % 3 == 1) {
+        d->dropped++;
+        return false;
+    }
+    return true;
+}
+
+/* A fresh node joins a cluster whose log was compacted long ago: it must get
+ * the snapshot, in ~35 chunks of 64 bytes, a third of which are lost and
+ * resent; then the log tail; then it is promoted. The checker verifies the
+ * installed state against the committed state at the snapshot's index. */
+static void test_add_node_snapshot_dropped_chunks(void **state)
+{
+    (void)state;
+    hamok_sim_config cfg = lifecycle_cfg(pick_seed(1300), 3);
+    hamok_sim *s = make(&cfg);
+    int l = wait_leader(s, 10 * T_EL);
+    load(s, 200);
+    assert_true(hamok_sim_disk_snapshot(s, l) > 100);
+    assert_true(hamok__raft_first_index(hamok_sim_core(s, l)) > 100); /* compacted */
+    drop_chunks d = {0, 0};
+    hamok_sim_set_filter(s, filter_chunks, &d);
+    int j = hamok_sim_add_node(s);
+    assert_true(j == 3);
+    uint64_t t0 = hamok_sim_now(s);
+    change_until(s, HAMOK_RAFT_ADD_LEARNER, j, true, 30 * T_EL); /* added and promoted */
+    load(s, 10);
+    hamok_sim_stats st;
+    hamok_sim_stats_get(s, &st);
+    printf("  n%d joined by snapshot (index %" PRIu64 ") in %" PRIu64 " ms: %" PRIu64
+           " chunks sent, %" PRIu64 " lost, %" PRIu64 " installs\n",
+           j, hamok_sim_disk_snapshot(s, j), hamok_sim_now(s) - t0, st.chunks_sent, d.dropped,
+           st.installs);
+    assert_true(st.installs >= 1);
+    assert_true(d.dropped > 0);
+    assert_true(hamok_sim_disk_snapshot(s, j) > 0);
+    hamok_sim_set_filter(s, NULL, NULL);
+    finish(&s);
+}
+
+/* Thesis §3.10 under 20% loss: the target is far behind; the leader brings
+ * it up to date and hands over; a lost TimeoutNow makes the attempt time out
+ * and the transfer is asked again. */
+static void test_transfer_to_lagging_follower_under_drops(void **state)
+{
+    (void)state;
+    hamok_sim *s = make_default(pick_seed(1400), 5);
+    int l = wait_leader(s, 10 * T_EL);
+    int f = (l + 2) % 5;
+    hamok_sim_isolate(s, f);
+    for (int k = 0; k < 30; k++) {
+        propose(s, l, 10, NULL);
+        assert_true(hamok_sim_run_for(s, 20));
+    }
+    assert_true(hamok_sim_run_for(s, 500));
+    uint64_t behind = last_of(s, l) - last_of(s, f);
+    hamok_sim_heal(s);
+    hamok_sim_net_set(s, 0.2, 0.0, 1, 10);
+    uint64_t t0 = hamok_sim_now(s);
+    int attempts = 0;
+    while (hamok_sim_leader(s) != f && attempts < 20) {
+        int cur = hamok_sim_leader(s);
+        if (cur >= 0 && hamok_sim_transfer(s, cur, f) == HAMOK_OK) {
+            attempts++;
+        }
+        assert_true(hamok_sim_run_for(s, 3 * T_EL / 2));
+    }
+    SIM_OK(s);
+    if (hamok_sim_leader(s) != f) {
+        fail_msg("n%d never took over after %d transfers (seed %" PRIu64 ")", f, attempts,
+                 hamok_sim_seed(s));
+    }
+    printf("  n%d (%" PRIu64 " entries behind) leads after %d transfer request(s), %" PRIu64
+           " ms, under 20%% loss\n",
+           f, behind, attempts, hamok_sim_now(s) - t0);
+    propose(s, f, 5, NULL);
+    finish(&s);
+}
+
+typedef struct read_watch {
+    int node;
+    bool active;
+    uint64_t ok, failed; /* on `node` while active */
+    uint64_t ok_total;
+} read_watch;
+
+static void on_read(hamok_sim *s, void *ud, int node, uint64_t id, hamok_status st,
+                    uint64_t read_index, uint64_t applied)
+{
+    (void)s;
+    (void)id;
+    (void)read_index;
+    (void)applied;
+    read_watch *w = ud;
+    if (node != w->node) {
+        return;
+    }
+    if (st == HAMOK_OK) {
+        w->ok_total++;
+    }
+    if (!w->active) {
+        return;
+    }
+    if (st == HAMOK_OK) {
+        w->ok++;
+    } else {
+        w->failed++;
+    }
+}
+
+/* Thesis §6.4: a leader cut off with one follower (a minority of 5) keeps
+ * believing it leads for up to an election timeout, but none of its read
+ * barriers completes: its rounds never reach a majority. Meanwhile the
+ * majority elects a leader and commits. */
+static void test_read_on_partitioned_old_leader(void **state)
+{
+    (void)state;
+    hamok_sim *s = make_default(pick_seed(1500), 5);
+    int l = wait_leader(s, 10 * T_EL);
+    int f = (l + 1) % 5;
+    load(s, 10);
+    read_watch w = {l, true, 0, 0, 0};
+    hamok_sim_on_read(s, on_read, &w);
+    hamok_sim_partition(s, (1ULL << l) | (1ULL << f));
+    bool stepped_down = false;
+    uint64_t issued = 0;
+    for (int k = 0; k < 80; k++) {
+        if (hamok_sim_read(s, l, NULL) == HAMOK_OK) {
+            issued++;
+        }
+        int l2 = hamok_sim_leader(s);
+        if (l2 >= 0 && l2 != l && l2 != f && hamok_sim_role(s, l2) == HAMOK_RAFT_LEADER) {
+            hamok_sim_propose(s, l2, 1, NULL, NULL); /* the majority moves on */
+        }
+        stepped_down = stepped_down || hamok_sim_role(s, l) != HAMOK_RAFT_LEADER;
+        assert_true(hamok_sim_run_for(s, 50));
+    }
+    SIM_OK(s);
+    w.active = false;
+    printf("  %" PRIu64 " reads on the cut-off leader n%d: %" PRIu64 " OK, %" PRIu64
+           " failed (stepped down: %s)\n",
+           issued, l, w.ok, w.failed, stepped_down ? "yes" : "no");
+    assert_int_equal(w.ok, 0);
+    assert_true(w.failed > 0);
+    assert_true(stepped_down);
+    hamok_sim_heal(s);
+    wait_leader(s, 10 * T_EL);
+    uint64_t before = w.ok_total;
+    for (int k = 0; k < 20 && w.ok_total == before; k++) {
+        hamok_sim_read(s, l, NULL);
+        assert_true(hamok_sim_run_for(s, 100));
+    }
+    assert_true(w.ok_total > before); /* back in the majority: reads complete */
+    hamok_sim_on_read(s, NULL, NULL);
+    finish(&s);
+}
+
+/* Memory mode: a node loses its state; it comes back as a fresh peer with a
+ * new id; the operator adds the new id (it catches up by snapshot and is
+ * promoted) and removes the old one, which never comes back. */
+static void test_memory_mode_replace(void **state)
+{
+    (void)state;
+    hamok_sim_config cfg = lifecycle_cfg(pick_seed(1600), 3);
+    cfg.chunk_bytes = 256;
+    hamok_sim *s = make(&cfg);
+    int l = wait_leader(s, 10 * T_EL);
+    load(s, 100);
+    int x = (l + 1) % 3;
+    assert_true(hamok_chk_wipe_safe(hamok_sim_checker(s), x, 0x7));
+    hamok_sim_wipe(s, x);
+    load(s, 30); /* two of three voters left: still a quorum */
+    int j = hamok_sim_add_node(s);
+    assert_true(j == 3);
+    change_until(s, HAMOK_RAFT_ADD_LEARNER, j, true, 30 * T_EL);
+    change_until(s, HAMOK_RAFT_REMOVE, x, false, 10 * T_EL);
+    load(s, 10);
+    uint64_t voters = 0;
+    hamok_sim_committed_members(s, &voters);
+    assert_int_equal(voters, (0x7ULL & ~(1ULL << x)) | (1ULL << j));
+    printf("  n%d wiped, replaced by n%d (snapshot at %" PRIu64 "); voters %#" PRIx64 "\n", x, j,
+           hamok_sim_disk_snapshot(s, j), voters);
+    finish(&s);
+}
+
+/* Durable mode: a follower crashes after snapshots; it restarts from its
+ * snapshot and the log after it (the checker compares the restored state
+ * with the committed state at the snapshot's index), then catches up. */
+static void test_restart_from_snapshot(void **state)
+{
+    (void)state;
+    hamok_sim_config cfg = lifecycle_cfg(pick_seed(1700), 3);
+    hamok_sim *s = make(&cfg);
+    int l = wait_leader(s, 10 * T_EL);
+    int f = (l + 1) % 3;
+    load(s, 100);
+    uint64_t snap = hamok_sim_disk_snapshot(s, f);
+    assert_true(snap > 0);
+    hamok_sim_crash(s, f);
+    load(s, 60);
+    assert_true(hamok_sim_restart(s, f));
+    SIM_OK(s);
+    assert_int_equal(hamok__raft_applied_index(hamok_sim_core(s, f)), snap);
+    assert_int_equal(hamok__raft_snapshot_index(hamok_sim_core(s, f), NULL), snap);
+    load(s, 10);
+    printf("  n%d restarted from its snapshot at %" PRIu64 " and caught up to %" PRIu64 "\n", f,
+           snap, hamok__raft_applied_index(hamok_sim_core(s, f)));
+    finish(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reproductions of tests/sim/FINDINGS.md 4 and 5 (core bugs). They run
+ * without the chaos runner's workarounds. While the bug is in the core they
+ * report "reproduced" and are skipped; HAMOK_SIM_FINDINGS=1 makes them
+ * fail instead (to check a fix). */
+
+static bool findings_strict(void)
+{
+    const char *e = getenv("HAMOK_SIM_FINDINGS");
+    return e != NULL && e[0] != '\0' && strcmp(e, "0") != 0;
+}
+
+static void finding_outcome(int n, bool reproduced, const char *what)
+{
+    if (!reproduced) {
+        printf("  FINDINGS.md %d: does not reproduce (fixed?)\n", n);
+        return;
+    }
+    if (findings_strict()) {
+        fail_msg("FINDINGS.md %d reproduced: %s", n, what);
+    }
+    printf("  FINDINGS.md %d reproduced: %s\n  (known core bug; HAMOK_SIM_FINDINGS=1 makes this "
+           "fail)\n",
+           n, what);
+    skip();
+}
+
+typedef struct f4_filter {
+    int from, to;
+    uint64_t below; /* drop AppendEntries from->to unless prev < below */
+    bool on;
+} f4_filter;
+
+static bool filter_f4(void *ud, int from, int to, const hamok_msg *m)
+{
+    const f4_filter *f = ud;
+    return !(f->on && from == f->from && to == f->to && m->type == HAMOK_MSG_APPEND_ENTRIES &&
+             m->u.append.prev_log_index >= f->below);
+}
+
+/* Finding 4: n2 compacted its log (snapshots); n1 never snapshots. n1
+ * becomes leader; its first probe to n2 is lost; a read barrier's heartbeat
+ * anchored at n1's log start (0) reaches n2 first. n2 answers "success,
+ * match 0" (everything in it is below its own log start) and n1 loops
+ * between that answer and re-probing below n2's log start: n2 never catches
+ * up again. */
+static void test_finding4_compacted_follower(void **state)
+{
+    (void)state;
+    hamok_sim_config cfg = lifecycle_cfg(pick_seed(1800), 3);
+    cfg.max_batch_entries = 1;
+    cfg.max_inflight = 1;
+    hamok_sim *s = make(&cfg);
+    hamok_sim_set_snapshots(s, 1, false);
+    int l = -1;
+    for (int k = 0; k < 50 && l != 0; k++) { /* n0 leads */
+        l = wait_leader(s, 10 * T_EL);
+        if (l != 0) {
+            hamok_sim_transfer(s, l, 0);
+            assert_true(hamok_sim_run_for(s, T_EL));
+        }
+    }
+    assert_int_equal(l, 0);
+    load(s, 60);
+    uint64_t lo2 = hamok__raft_first_index(hamok_sim_core(s, 2)) - 1;
+    assert_true(lo2 > 20);
+    assert_int_equal(hamok__raft_first_index(hamok_sim_core(s, 1)), 1);
+    f4_filter f = {1, 2, 1, true}; /* n1 -> n2: only heartbeats anchored at 0 */
+    hamok_sim_set_filter(s, filter_f4, &f);
+    assert_int_equal(hamok_sim_transfer(s, 0, 1), HAMOK_OK);
+    for (int k = 0; k < 100 && hamok_sim_role(s, 1) != HAMOK_RAFT_LEADER; k++) {
+        assert_true(hamok_sim_run_for(s, 10));
+    }
+    assert_int_equal(hamok_sim_role(s, 1), HAMOK_RAFT_LEADER);
+    hamok_sim_read(s, 1, NULL); /* its round heartbeats n2 at prev 0 */
+    assert_true(hamok_sim_run_for(s, 200));
+    f.on = false;
+    uint64_t t = 0;
+    uint64_t idx = propose(s, 1, 1, &t);
+    bool n2_caught_up = hamok_sim_wait_applied(s, idx, t, 20 * T_EL);
+    SIM_OK(s);
+    char what[200];
+    snprintf(what, sizeof what,
+             "n2 (log start %" PRIu64 ") stuck at applied %" PRIu64 " while n1 committed %" PRIu64
+             " (seed %" PRIu64 ")",
+             lo2 + 1, hamok__raft_applied_index(hamok_sim_core(s, 2)), idx, hamok_sim_seed(s));
+    hamok_sim_set_filter(s, NULL, NULL);
+    if (!n2_caught_up) {
+        hamok_sim_destroy(&s);
+        finding_outcome(4, true, what);
+        return;
+    }
+    finding_outcome(4, false, "");
+    finish(&s);
+}
+
+typedef struct f5_filter {
+    int from;
+    bool on;
+} f5_filter;
+
+static bool filter_f5(void *ud, int from, int to, const hamok_msg *m)
+{
+    (void)to;
+    const f5_filter *f = ud;
+    return !(f->on && from == f->from && m->type == HAMOK_MSG_APPEND_ENTRIES &&
+             m->u.append.n_entries > 0);
+}
+
+/* Finding 5: four voters, one of them (n3) gone for good. The leader
+ * removes itself; the entry reaches nobody; the leader is cut off and steps
+ * down. It now holds the most up-to-date log but is no voter of its own
+ * latest configuration, so it never campaigns; the two others need three
+ * votes of the old configuration and it refuses them theirs (its log is
+ * more up to date): no leader, ever. Thesis §4.2.2: such a server should
+ * still campaign (not counting its own vote) until the entry commits. */
+static void test_finding5_self_removal_deadlock(void **state)
+{
+    (void)state;
+    hamok_sim *s = make_default(pick_seed(1900), 4);
+    int l = wait_leader(s, 10 * T_EL);
+    load(s, 10);
+    int dead = (l + 3) % 4;
+    hamok_sim_retire(s, dead);
+    load(s, 10); /* three of four: still a quorum */
+    f5_filter f = {l, true};
+    hamok_sim_set_filter(s, filter_f5, &f);
+    assert_int_equal(hamok_sim_change(s, l, HAMOK_RAFT_REMOVE, l, NULL), HAMOK_OK);
+    hamok_sim_isolate(s, l);
+    node_arg na = {l, 0};
+    wait_for(s, pred_not_leader, &na, 3 * T_EL, "the cut-off leader to step down");
+    hamok_sim_heal(s);
+    f.on = false;
+    int l2 = hamok_sim_wait_leader(s, 30 * T_EL);
+    SIM_OK(s);
+    char what[200];
+    snprintf(what, sizeof what,
+             "no leader within 30 election timeouts after healing: n%d holds its own removal "
+             "and does not campaign (seed %" PRIu64 ")",
+             l, hamok_sim_seed(s));
+    hamok_sim_set_filter(s, NULL, NULL);
+    if (l2 < 0) {
+        hamok_sim_destroy(&s);
+        finding_outcome(5, true, what);
+        return;
+    }
+    finding_outcome(5, false, "");
+    cfg_arg gone = {l, false, false};
+    wait_for(s, pred_committed_cfg, &gone, 10 * T_EL, "the removal to commit");
+    finish(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +978,15 @@ int main(void)
         cmocka_unit_test(test_figure8_commit_via_current_term),
         cmocka_unit_test(test_far_behind_follower),
         cmocka_unit_test(test_divergent_follower),
+        cmocka_unit_test(test_remove_leader),
+        cmocka_unit_test(test_remove_partitioned_node),
+        cmocka_unit_test(test_add_node_snapshot_dropped_chunks),
+        cmocka_unit_test(test_transfer_to_lagging_follower_under_drops),
+        cmocka_unit_test(test_read_on_partitioned_old_leader),
+        cmocka_unit_test(test_memory_mode_replace),
+        cmocka_unit_test(test_restart_from_snapshot),
+        cmocka_unit_test(test_finding4_compacted_follower),
+        cmocka_unit_test(test_finding5_self_removal_deadlock),
     };
     return cmocka_run_group_tests_name("sim_scenarios", tests, NULL, NULL);
 }

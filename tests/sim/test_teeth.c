@@ -125,6 +125,60 @@ static void test_quorum_recent_peers(void **state)
     run_bug(&bugs[2]);
 }
 
+/* The read checker has teeth: reads served without a barrier — from any
+ * node's local state at once, or from a node that merely believes it leads
+ * (no quorum round, i.e. a lease without clocks) — must be caught as
+ * read-linearizability violations. Purely in the simulator: the core is the
+ * production one. */
+static void run_read_mode(hamok_sim_read_mode mode, const char *name, uint64_t max_seeds)
+{
+    uint64_t first, count;
+    seed_range(&first, &count);
+    if (count > max_seeds && getenv("HAMOK_TEETH_SEEDS") == NULL) {
+        count = max_seeds;
+    }
+    hamok__raft_bug = HAMOK_RAFT_BUG_NONE;
+    double t0 = hamok_chaos_wall_ms();
+    for (uint64_t seed = first; seed < first + count; seed++) {
+        hamok_chaos_opts o;
+        hamok_chaos_opts_default(&o, seed);
+        o.test_name = "test_sim_teeth";
+        o.read_mode = mode;
+        hamok_chaos_result r;
+        if (hamok_chaos_run(&o, &r)) {
+            continue;
+        }
+        if (r.invariant == NULL || strcmp(r.invariant, "read-linearizability") != 0) {
+            fail_msg("%s: seed %" PRIu64 " failed on something else:\n%s", name, seed, r.error);
+        }
+        printf("teeth: %s caught at seed %" PRIu64 " (%.1f s wall for %" PRIu64 " seeds)\n%s\n",
+               name, seed, (hamok_chaos_wall_ms() - t0) / 1000.0, seed - first + 1, r.error);
+        if (seed > max_catch_seed) {
+            max_catch_seed = seed;
+        }
+        /* The same seed with the barrier passes. */
+        o.read_mode = HAMOK_SIM_READ_BARRIER;
+        if (!hamok_chaos_run(&o, &r)) {
+            fail_msg("seed %" PRIu64 " fails with read barriers too:\n%s", seed, r.error);
+        }
+        return;
+    }
+    fail_msg("%s reads survived %" PRIu64 " chaos seeds: the read checker is too weak", name,
+             count);
+}
+
+static void test_reads_local(void **state)
+{
+    (void)state;
+    run_read_mode(HAMOK_SIM_READ_LOCAL, "LOCAL (no barrier)", 50);
+}
+
+static void test_reads_leader_local(void **state)
+{
+    (void)state;
+    run_read_mode(HAMOK_SIM_READ_LEADER_LOCAL, "LEADER_LOCAL (no quorum round)", 200);
+}
+
 /* Sanity: the seeds that caught the bugs pass without them (and the first
  * 20 at least), so what fired was the bug, not the harness. */
 static void test_no_bug_passes(void **state)
@@ -178,6 +232,8 @@ int main(void)
         cmocka_unit_test(test_commit_old_term),
         cmocka_unit_test(test_quorum_recent_peers),
         cmocka_unit_test(test_figure8_catches_commit_old_term),
+        cmocka_unit_test(test_reads_local),
+        cmocka_unit_test(test_reads_leader_local),
         cmocka_unit_test(test_no_bug_passes),
     };
     return cmocka_run_group_tests_name("sim_teeth", tests, NULL, NULL);
