@@ -32,8 +32,8 @@ enum {
 };
 
 static const char *action_name[A_COUNT_] = {
-    "heal",   "partition", "isolate-leader", "isolate", "one-way",       "star",
-    "pause",  "crash",     "crash-leader",   "lossy",   "transfer",      "add",
+    "heal",   "partition",     "isolate-leader",     "isolate", "one-way",  "star",
+    "pause",  "crash",         "crash-leader",       "lossy",   "transfer", "add",
     "remove", "remove-leader", "remove-partitioned", "replace",
 };
 
@@ -61,7 +61,7 @@ typedef struct chaos {
     uint32_t weights[A_COUNT_];
     uint32_t weight_sum;
     bool memory_mode;
-    bool avoid; /* go around the known core bugs (FINDINGS.md) */
+    bool avoid;               /* go around the known core bugs (FINDINGS.md) */
     uint64_t retire_after_ms; /* removed nodes are shut down after 0..this; 0 = never */
     /* Workload. */
     uint32_t n_ops;
@@ -849,7 +849,8 @@ static void draw_mix(chaos *c, hamok_sim_config *cfg, bool classic, char *desc, 
     c->weight_sum += 3;
     int n = snprintf(desc, desc_len,
                      "batch=%u inflight=%u drop=%.2f dup=%.2f delay=%u..%u disk<=%u skew=%d "
-                     "faults=%" PRIu64 "ms nemesis~%ums propose~%ums hunt=%.2f/%ums/%d "
+                     "faults=%" PRIu64
+                     "ms nemesis~%ums propose~%ums hunt=%.2f/%ums/%d "
                      "w=[%u %u %u %u %u %u %u %u %u %u]",
                      cfg->max_batch_entries, cfg->max_inflight, c->drop, c->dup, c->dmin, c->dmax,
                      cfg->disk_delay_max_ms, cfg->clock_skew, c->fault_ms, c->nemesis_mean_ms,
@@ -886,13 +887,14 @@ static void draw_mix(chaos *c, hamok_sim_config *cfg, bool classic, char *desc, 
         }
     }
     snprintf(desc + n, desc_len - (size_t)n,
-             " | snap=%" PRIu64 "/%" PRIu64 " chunk=%u snapdelay<=%u skip=%.1f mode=%s reads~%ums "
+             " | snap=%" PRIu64 "/%" PRIu64
+             " chunk=%u snapdelay<=%u skip=%.1f mode=%s reads~%ums "
              "retire<=%" PRIu64 "ms w=[%u %u %u %u %u %u]",
              cfg->snapshot_entries, cfg->snapshot_trailing, cfg->chunk_bytes,
-             cfg->snapshot_delay_max_ms, cfg->snapshot_skip,
-             c->memory_mode ? "memory" : "durable", c->read_mean_ms, c->retire_after_ms,
-             c->weights[A_TRANSFER], c->weights[A_ADD], c->weights[A_REMOVE],
-             c->weights[A_REMOVE_LEADER], c->weights[A_REMOVE_PARTITIONED], c->weights[A_REPLACE]);
+             cfg->snapshot_delay_max_ms, cfg->snapshot_skip, c->memory_mode ? "memory" : "durable",
+             c->read_mean_ms, c->retire_after_ms, c->weights[A_TRANSFER], c->weights[A_ADD],
+             c->weights[A_REMOVE], c->weights[A_REMOVE_LEADER], c->weights[A_REMOVE_PARTITIONED],
+             c->weights[A_REPLACE]);
 }
 
 bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r)
@@ -979,8 +981,8 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r)
     size_t off = 0;
     for (int a = 0; a < A_COUNT_ && off < sizeof r->actions; a++) {
         if (c->actions[a] > 0) {
-            int k = snprintf(r->actions + off, sizeof r->actions - off, "%s%s=%u",
-                             off ? " " : "", action_name[a], c->actions[a]);
+            int k = snprintf(r->actions + off, sizeof r->actions - off, "%s%s=%u", off ? " " : "",
+                             action_name[a], c->actions[a]);
             off += k > 0 ? (size_t)k : 0;
         }
     }

@@ -409,8 +409,8 @@ static int node_of_id(const hamok_chk *c, const hamok_id *id)
     return -1;
 }
 
-void hamok_chk_members_mask(const hamok_chk *c, const hamok_member *ms, size_t n,
-                            uint64_t *members, uint64_t *voters)
+void hamok_chk_members_mask(const hamok_chk *c, const hamok_member *ms, size_t n, uint64_t *members,
+                            uint64_t *voters)
 {
     uint64_t m = 0, v = 0;
     for (size_t k = 0; k < n; k++) {
@@ -769,7 +769,8 @@ static bool committed_push(hamok_chk *c, const chk_ent *g, const hamok_entry *e,
     return true;
 }
 
-/* A CONFIG entry committed at index i: one server changes; note removals. */
+/* A CONFIG entry committed at index i, in term `term` (that of the node that
+ * first applied it): one server changes; note removals. */
 static bool config_committed(hamok_chk *c, int node, uint64_t i, uint64_t term, uint32_t cfg)
 {
     const chk_cfg *prev = committed_cfg_at(c, i - 1);
@@ -777,12 +778,11 @@ static bool config_committed(hamok_chk *c, int node, uint64_t i, uint64_t term, 
     uint64_t changed = (prev->members ^ cur->members) | (prev->voters ^ cur->voters);
     c->n_configs++;
     if (popcount64(changed) > 1) {
-        return fail(c, "single-server-change", node, i, term,
-                    "committed configuration at index %" PRIu64 " (members %#" PRIx64
-                    ", voters %#" PRIx64 ") changes %d servers of the previous one (members %#" PRIx64
-                    ", voters %#" PRIx64 ")",
-                    i, cur->members, cur->voters, popcount64(changed), prev->members,
-                    prev->voters);
+        return fail(
+            c, "single-server-change", node, i, term,
+            "committed configuration at index %" PRIu64 " (members %#" PRIx64 ", voters %#" PRIx64
+            ") changes %d servers of the previous one (members %#" PRIx64 ", voters %#" PRIx64 ")",
+            i, cur->members, cur->voters, popcount64(changed), prev->members, prev->voters);
     }
     uint64_t gone = prev->members & ~cur->members;
     for (int k = 0; k < c->n; k++) {
@@ -850,7 +850,7 @@ static bool apply_one(hamok_chk *c, int node, uint64_t index, const hamok_entry 
     if (!committed_push(c, g, e, node_term)) {
         return false;
     }
-    if (g->cfg != 0 && !config_committed(c, node, index, e->term, g->cfg - 1)) {
+    if (g->cfg != 0 && !config_committed(c, node, index, node_term, g->cfg - 1)) {
         return false;
     }
     return true;
@@ -1099,15 +1099,17 @@ bool hamok_chk_node_step(hamok_chk *c, const hamok_chk_step *s)
                     nd->commit);
     }
 
-    /* 6. A removed node leads no term after its removal (nor that term once
-     * it knows the removal committed). */
+    /* 6. A removed node leads no term after the one in which its removal
+     * committed (nor that term once it knows the removal committed). A
+     * leader of an older term may still believe it leads: it was elected
+     * before, without the entry, and learns nothing from the majority. */
     if (s->is_leader && nd->removed &&
         (s->term > nd->removed_term ||
          (s->term == nd->removed_term && nd->commit >= nd->removed_index))) {
         return fail(c, "removed-leader", node, nd->removed_index, s->term,
                     "node %d leads term %" PRIu64 " (commit %" PRIu64
-                    ") although the configuration entry (index %" PRIu64 ", term %" PRIu64
-                    ") that removed it is committed",
+                    ") although the configuration entry (index %" PRIu64
+                    ") that removed it was committed in term %" PRIu64,
                     node, s->term, nd->commit, nd->removed_index, nd->removed_term);
     }
 
@@ -1137,8 +1139,7 @@ bool hamok_chk_node_step(hamok_chk *c, const hamok_chk_step *s)
         if (s->sm_applied != nd->applied || s->sm_hash != c->ref_hash[nd->applied]) {
             return fail(c, "state-machine-safety", node, s->sm_applied, 0,
                         "state machine at applied index %" PRIu64 " (digest %016" PRIx64
-                        ") is not the committed state at index %" PRIu64 " (digest %016" PRIx64
-                        ")",
+                        ") is not the committed state at index %" PRIu64 " (digest %016" PRIx64 ")",
                         s->sm_applied, s->sm_hash, nd->applied, c->ref_hash[nd->applied]);
         }
     }
@@ -1230,8 +1231,8 @@ bool hamok_chk_disk_snapshot(hamok_chk *c, int node, uint64_t index, uint64_t te
     bool held = disk_holds(nd, index, g->term, g->hash);
     if (held != log_held) {
         return fail(c, "sim-internal", node, index, term,
-                    "the simulator says its disk log %s (index %" PRIu64
-                    ", term %" PRIu64 ") but the checker's disk model %s",
+                    "the simulator says its disk log %s (index %" PRIu64 ", term %" PRIu64
+                    ") but the checker's disk model %s",
                     log_held ? "holds" : "lacks", index, term, held ? "holds it" : "lacks it");
     }
     if (!log_install(&nd->disk, &c->committed, index, cfg, held)) {
@@ -1364,7 +1365,8 @@ bool hamok_chk_restart(hamok_chk *c, int node, uint64_t term, uint64_t commit_in
     }
     if (applied_index != nd->disk_snap) {
         return fail(c, "snapshot", node, applied_index, 0,
-                    "restarted with applied index %" PRIu64 " but its disk's snapshot is at %" PRIu64,
+                    "restarted with applied index %" PRIu64
+                    " but its disk's snapshot is at %" PRIu64,
                     applied_index, nd->disk_snap);
     }
     if (sm_hash != c->ref_hash[applied_index]) {

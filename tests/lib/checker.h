@@ -30,9 +30,11 @@
  *   leader-membership    a node becomes leader only as a voter of the
  *                        configuration in force in its own log
  *   removed-leader       a node removed by a committed configuration never
- *                        leads a term after that of the removal entry, nor
- *                        that term once it knows the removal committed (a
- *                        leader that removed itself steps down at commit)
+ *                        leads a term after the one in which the removal
+ *                        committed, nor that term once it knows the removal
+ *                        committed (a leader that removed itself steps down
+ *                        at commit); a stale leader of an older term may
+ *                        still believe it leads
  *   log-matching         an (index, term) pair always names the same entry
  *                        with the same predecessor term (by induction: Log
  *                        Matching)
@@ -161,8 +163,8 @@ void hamok_chk_set_time(hamok_chk *c, uint64_t now_ms);
 /* FNV-1a over (type, client, seq, data). */
 uint64_t hamok_chk_entry_hash(const hamok_entry *e);
 /* Bitmasks (members, voters) of a member list. */
-void hamok_chk_members_mask(const hamok_chk *c, const hamok_member *ms, size_t n,
-                            uint64_t *members, uint64_t *voters);
+void hamok_chk_members_mask(const hamok_chk *c, const hamok_member *ms, size_t n, uint64_t *members,
+                            uint64_t *voters);
 
 /* One node step (see hamok_chk_step). */
 bool hamok_chk_node_step(hamok_chk *c, const hamok_chk_step *s);
@@ -236,13 +238,13 @@ int hamok_chk_leader_of(const hamok_chk *c, uint64_t term);
 typedef struct hamok_chk_stats {
     uint64_t proposals;
     uint64_t acked;
-    uint64_t lost;      /* resolved as not committed (another term won the index) */
-    uint64_t leaders;   /* (term, leader) pairs seen */
-    uint64_t committed; /* length of the committed sequence */
-    uint64_t configs;   /* committed CONFIG entries */
-    uint64_t installs;  /* snapshots installed from a leader */
-    uint64_t snapshots; /* snapshots made durable (taken or installed) */
-    uint64_t reads;     /* reads checked */
+    uint64_t lost;                   /* resolved as not committed (another term won the index) */
+    uint64_t leaders;                /* (term, leader) pairs seen */
+    uint64_t committed;              /* length of the committed sequence */
+    uint64_t configs;                /* committed CONFIG entries */
+    uint64_t installs;               /* snapshots installed from a leader */
+    uint64_t snapshots;              /* snapshots made durable (taken or installed) */
+    uint64_t reads;                  /* reads checked */
     uint64_t empty_config_snapshots; /* see hamok_chk_allow_empty_boot_snapshot() */
 } hamok_chk_stats;
 void hamok_chk_stats_get(const hamok_chk *c, hamok_chk_stats *out);

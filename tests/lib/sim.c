@@ -82,8 +82,8 @@ typedef struct sim_node {
     int d_vote;
     bool d_has_snap;
     uint64_t d_snap_index, d_snap_term;
-    hamok_buf d_snap; /* the blob (sm.h) */
-    uint64_t d_base;  /* == d_snap_index: the log holds d_base + 1 .. d_base + d_len */
+    hamok_buf d_snap;   /* the blob (sm.h) */
+    uint64_t d_base;    /* == d_snap_index: the log holds d_base + 1 .. d_base + d_len */
     hamok_entry *d_log; /* owned copies; index i at d_log[i - d_base - 1] */
     size_t d_len, d_cap;
     /* A local snapshot being written (one at a time). */
@@ -758,8 +758,8 @@ static bool snapshot_request(hamok_sim *s, int i, const hamok_raft_update *up)
                         "snapshot wanted at an index the log does not hold");
     }
     hamok__buf_reset(&nd->s_blob);
-    if (hamok_sm_encode(&nd->sm, term, up->snapshot_members, up->n_snapshot_members,
-                        &nd->s_blob) != HAMOK_OK) {
+    if (hamok_sm_encode(&nd->sm, term, up->snapshot_members, up->n_snapshot_members, &nd->s_blob) !=
+        HAMOK_OK) {
         return sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
     }
     nd->s_pending = true;
@@ -783,8 +783,7 @@ static bool snapshot_request(hamok_sim *s, int i, const hamok_raft_update *up)
 }
 
 /* Follower: the last chunk arrived and the core installed the snapshot. */
-static bool snapshot_install(hamok_sim *s, int i, const hamok_raft_update *up,
-                             hamok_chk_step *cs)
+static bool snapshot_install(hamok_sim *s, int i, const hamok_raft_update *up, hamok_chk_step *cs)
 {
     sim_node *nd = &s->nodes[i];
     hamok_sm sm;
@@ -807,9 +806,9 @@ static bool snapshot_install(hamok_sim *s, int i, const hamok_raft_update *up,
     const hamok_member *cms = hamok__raft_config_at(nd->core, up->installed_index, &cn);
     uint64_t cm = 0, cv = 0;
     if (cms != NULL) {
-        members_mask(s, cms, cn, &cm, &cv);
+        members_mask(s, cms, cn, &cm, &cv); /* NULL: none (FINDINGS.md 8) */
     }
-    if (cms == NULL || cm != m || cv != v) {
+    if (cm != m || cv != v) {
         return sim_fail(s, "update-contract", i, up->installed_index, up->installed_term,
                         "installed snapshot carries members %#" PRIx64 " voters %#" PRIx64
                         " but the core's configuration at its index is members %#" PRIx64
@@ -832,8 +831,8 @@ static bool snapshot_install(hamok_sim *s, int i, const hamok_raft_update *up,
     nd->d_snap_term = up->installed_term;
     disk_drop_prefix(nd, up->installed_index, !held);
     hamok_chk_set_time(s->chk, s->now);
-    if (!chk_ok(s, hamok_chk_disk_snapshot(s->chk, i, up->installed_index, up->installed_term, m,
-                                           v, hamok_sm_hash(&sm), held))) {
+    if (!chk_ok(s, hamok_chk_disk_snapshot(s->chk, i, up->installed_index, up->installed_term, m, v,
+                                           hamok_sm_hash(&sm), held))) {
         return false;
     }
     nd->sm = sm;
@@ -953,8 +952,8 @@ static bool handle_update(hamok_sim *s, int i, const hamok_raft_update *up)
         uint64_t index = up->apply_first + k;
         if (index != nd->sm.applied + 1) {
             return sim_fail(s, "update-contract", i, index, e->term,
-                            "applies index %" PRIu64 " but the state machine is at %" PRIu64,
-                            index, nd->sm.applied);
+                            "applies index %" PRIu64 " but the state machine is at %" PRIu64, index,
+                            nd->sm.applied);
         }
         hamok_sm_apply(&nd->sm, index, e->type, e->seq, hamok_chk_entry_hash(e));
     }
@@ -1307,8 +1306,8 @@ static void on_persist(hamok_sim *s, sim_event *ev)
         return; /* a truncation alone */
     }
     if (s->trace) {
-        printf("[%8" PRIu64 " ms] n%d PERSISTED %" PRIu64 "/%" PRIu64 "\n", s->now, i,
-               w.last_index, w.last_term);
+        printf("[%8" PRIu64 " ms] n%d PERSISTED %" PRIu64 "/%" PRIu64 "\n", s->now, i, w.last_index,
+               w.last_term);
     }
     hamok_raft_event pev;
     memset(&pev, 0, sizeof pev);
@@ -2215,8 +2214,7 @@ hamok_status hamok_sim_change(hamok_sim *s, int node, hamok_raft_change_op op, i
 
 hamok_status hamok_sim_transfer(hamok_sim *s, int node, int target)
 {
-    if (s->failed || node < 0 || node >= s->n || !hamok_sim_is_live(s, node) ||
-        target >= s->n) {
+    if (s->failed || node < 0 || node >= s->n || !hamok_sim_is_live(s, node) || target >= s->n) {
         return HAMOK_ERR_STATE;
     }
     s->st.steps++;

@@ -98,12 +98,12 @@ typedef struct hamok_sim_config {
     /* Snapshots (0 = the core's defaults, i.e. practically never). */
     uint64_t snapshot_entries;
     uint64_t snapshot_trailing;
-    uint32_t chunk_bytes;            /* INSTALL_SNAPSHOT chunk size; default 512 */
-    uint32_t snapshot_delay_max_ms;  /* a snapshot write takes 0..this (after pending writes) */
-    double snapshot_skip;            /* a requested snapshot is never taken */
+    uint32_t chunk_bytes;           /* INSTALL_SNAPSHOT chunk size; default 512 */
+    uint32_t snapshot_delay_max_ms; /* a snapshot write takes 0..this (after pending writes) */
+    double snapshot_skip;           /* a requested snapshot is never taken */
     hamok_sim_read_mode read_mode;
-    bool trace;                 /* also switched on by HAMOK_SIM_TRACE=1 */
-    const char *replay_hint;    /* how to replay, printed with failures; NULL = generic */
+    bool trace;              /* also switched on by HAMOK_SIM_TRACE=1 */
+    const char *replay_hint; /* how to replay, printed with failures; NULL = generic */
     /* Go around finding 4 of tests/sim/FINDINGS.md (a follower whose log
      * was compacted past a new leader's heartbeat anchor acknowledges it
      * with match 0, which sends the leader into a loop): the network loses

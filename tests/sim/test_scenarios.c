@@ -551,8 +551,8 @@ static void test_remove_leader(void **state)
     uint64_t voters = 0;
     hamok_sim_committed_members(s, &voters);
     assert_int_equal(popcount64(voters), 4);
-    printf("  n%d removed itself (entry %" PRIu64 "); n%d leads %" PRIu64 " ms later\n", l, idx,
-           l2, hamok_sim_now(s) - removed_at);
+    printf("  n%d removed itself (entry %" PRIu64 "); n%d leads %" PRIu64 " ms later\n", l, idx, l2,
+           hamok_sim_now(s) - removed_at);
     load(s, 20);
     assert_true(hamok_sim_run_for(s, 5 * T_EL));
     assert_int_not_equal(hamok_sim_role(s, l), HAMOK_RAFT_LEADER);
@@ -834,9 +834,10 @@ static void finding_outcome(int n, bool reproduced, const char *what)
     if (findings_strict()) {
         fail_msg("FINDINGS.md %d reproduced: %s", n, what);
     }
-    printf("  FINDINGS.md %d reproduced: %s\n  (known core bug; HAMOK_SIM_FINDINGS=1 makes this "
-           "fail)\n",
-           n, what);
+    printf(
+        "  FINDINGS.md %d reproduced: %s\n  (known core bug; HAMOK_SIM_FINDINGS=1 makes this "
+        "fail)\n",
+        n, what);
     skip();
 }
 
