@@ -307,7 +307,8 @@ static void ev_operator(hamok_sim *s, void *ud, uint64_t arg)
         }
         uint64_t voters = 0;
         uint64_t members = hamok_sim_config_members(s, l, &voters);
-        bool pending = g.op == G_ADD ? ((members >> g.node) & 1u) : !((members >> g.node) & 1u);
+        bool in_config = ((members >> g.node) & 1u) != 0;
+        bool pending = g.op == G_ADD ? in_config : !in_config;
         if (pending) {
             break; /* in the leader's log, not committed yet */
         }

@@ -508,7 +508,8 @@ static void change_until(hamok_sim *s, hamok_raft_change_op op, int target, bool
         if (l >= 0) {
             uint64_t vm = 0;
             uint64_t mm = hamok_sim_config_members(s, l, &vm);
-            bool in_log = op == HAMOK_RAFT_REMOVE ? !((mm >> target) & 1u) : ((mm >> target) & 1u);
+            bool member = ((mm >> target) & 1u) != 0;
+            bool in_log = op == HAMOK_RAFT_REMOVE ? !member : member;
             if (!in_log) {
                 hamok_sim_change(s, l, op, target, NULL);
             }
