@@ -388,7 +388,7 @@ static bool try_wipe(chaos *c, int node)
         return false;
     }
     if (c->avoid && change_pending(c)) {
-        return false; /* FINDINGS.md 5: not while a removal may be pending */
+        return false; /* FINDINGS.md 5, 9: not while a change is pending */
     }
     bool was_member = hamok_sim_is_member(s, node);
     hamok_sim_wipe(s, node);

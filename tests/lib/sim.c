@@ -1132,15 +1132,6 @@ static bool send_one(hamok_sim *s, int i, const hamok_msg *m)
         if (pass && s->filter != NULL && !s->filter(s->filter_ud, i, j, m)) {
             pass = false;
         }
-        if (pass && s->cfg.avoid_known_bugs && m->type == HAMOK_MSG_APPEND_RESPONSE &&
-            m->u.append_response.success && nd->core != NULL &&
-            m->u.append_response.last_log_index + 1 < hamok__raft_first_index(nd->core)) {
-            /* FINDINGS.md 4: "matches nothing" although everything up to
-             * its log start is committed; lose it (a fixed core reports at
-             * least its log start). */
-            s->st.workaround_drops++;
-            pass = false;
-        }
         if (s->trace) {
             trace_msg(s, pass ? "SEND" : "LOST", i, j, m);
         }

@@ -104,12 +104,9 @@ typedef struct hamok_sim_config {
     hamok_sim_read_mode read_mode;
     bool trace;              /* also switched on by HAMOK_SIM_TRACE=1 */
     const char *replay_hint; /* how to replay, printed with failures; NULL = generic */
-    /* Go around finding 4 of tests/sim/FINDINGS.md (a follower whose log
-     * was compacted past a new leader's heartbeat anchor acknowledges it
-     * with match 0, which sends the leader into a loop): the network loses
-     * exactly those acknowledgements (a legal loss; a fixed core never sends
-     * them). Counted in stats.workaround_drops. Also tolerates finding 8
-     * (hamok_chk_allow_empty_boot_snapshot). */
+    /* Tolerate finding 8 of tests/sim/FINDINGS.md (snapshots with an empty
+     * configuration taken by a peer that joined, before its first CONFIG
+     * entry): hamok_chk_allow_empty_boot_snapshot(). */
     bool avoid_known_bugs;
 } hamok_sim_config;
 
@@ -301,7 +298,6 @@ typedef struct hamok_sim_stats {
     uint64_t chunks_sent;
     uint64_t changes_ok, transfers_ok;
     uint64_t reads, reads_ok, reads_failed;
-    uint64_t workaround_drops; /* see avoid_known_bugs */
     hamok_chk_stats chk;
 } hamok_sim_stats;
 void hamok_sim_stats_get(const hamok_sim *s, hamok_sim_stats *out);
