@@ -8,8 +8,8 @@
  * every event and randomness from a PRNG seeded through the options. The same
  * inputs therefore give the same outputs, bit for bit (tests/sim relies on it).
  *
- * Thread: a hamok_raft is used by one thread at a time (the node's loop
- * thread). Nothing here is thread-safe.
+ * Thread: a hamok_raft is used by one thread at once: the node's loop
+ * thread. Nothing here is thread-safe.
  *
  * See docs/RAFT.md for the rules and the paper sections they come from. */
 #ifndef HAMOK_RAFT_RAFT_H
