@@ -29,7 +29,10 @@ extern "C" {
     X(ERR_NOT_FOUND, "not found")                              \
     X(ERR_CONFLICT, "conflict")                                \
     X(ERR_IO, "I/O error")                                     \
-    X(ERR_CORRUPT, "corrupt data")
+    X(ERR_CORRUPT, "corrupt data")                             \
+    X(ERR_WRONG_KIND, "the name belongs to another kind of collection") \
+    X(ERR_STORE, "the external store failed")                  \
+    X(ERR_EXPIRED, "request too old to be answered")
 
 typedef enum hamok_status {
 #define HAMOK_STATUS_ENUM_(name, text) HAMOK_##name,

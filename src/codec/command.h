@@ -1,0 +1,104 @@
+/* Collection commands and their results: the data of a HAMOK_ENTRY_COMMAND
+ * log entry, and the result bytes returned to the proposer (and remembered by
+ * the session table). The wire form is MessagePack (this is src/codec, the
+ * only place that includes <msgpack.h>); documented in docs/PROTOCOL.md,
+ * section "Commands".
+ *
+ * One generic shape serves every collection: a command names the collection
+ * (kind, name), the operation, a list of items (key, value, expected value;
+ * each part optional) and one integer argument. Keys, values and names are
+ * byte strings; an empty value is a value (original bug A1), "absent" is
+ * has_value == false.
+ *
+ * Ownership: a decoded command/result owns its buffers (free with
+ * hamok__cmd_clear / hamok__cmd_result_clear). Commands built by callers for
+ * encoding may point anywhere; encode copies nothing it does not need.
+ *
+ * Decoding is bounded like the frame decoder: every length is checked against
+ * the bytes that remain and against the limits before allocating; on error
+ * the output is zeroed. */
+#ifndef HAMOK_CODEC_COMMAND_H
+#define HAMOK_CODEC_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamok/status.h"
+#include "util/buf.h"
+
+/* Kinds of collection. Numbers are on the wire. */
+typedef enum hamok_kind {
+    HAMOK_KIND_MAP = 1,
+    HAMOK_KIND_RECORD = 2,
+    HAMOK_KIND_QUEUE = 3,
+    HAMOK_KIND_EMITTER = 4,
+    HAMOK_KIND_REMOTE_MAP = 5,
+    HAMOK_KIND_MAX_ = 5
+} hamok_kind;
+
+#define HAMOK_NAME_MAX 255u /* bytes of a collection name (non-empty) */
+
+/* Operations. Numbers are on the wire. Which kinds accept which op, and what
+ * the result holds, is specified in src/collections/registry.h. */
+typedef enum hamok_op {
+    HAMOK_OP_SET = 1,
+    HAMOK_OP_INSERT = 2,
+    HAMOK_OP_UPDATE_IF = 3,
+    HAMOK_OP_DELETE = 4,
+    HAMOK_OP_REMOVE = 5,
+    HAMOK_OP_REMOVE_IF = 6,
+    HAMOK_OP_CLEAR = 7,
+    HAMOK_OP_PUSH = 8,
+    HAMOK_OP_POP = 9,
+    HAMOK_OP_SUBSCRIBE = 10,
+    HAMOK_OP_UNSUBSCRIBE = 11,
+    HAMOK_OP_UPDATE_METADATA = 12,
+    HAMOK_OP_CLEANUP = 13,
+    HAMOK_OP_MAX_ = 13
+} hamok_op;
+
+typedef struct hamok_cmd_item {
+    uint8_t *key;
+    size_t key_len;
+    bool has_value;
+    uint8_t *value;
+    size_t value_len;
+    bool has_expected;
+    uint8_t *expected;
+    size_t expected_len;
+} hamok_cmd_item;
+
+typedef struct hamok_cmd {
+    uint8_t kind; /* hamok_kind */
+    uint8_t op;   /* hamok_op */
+    uint8_t *name;
+    size_t name_len;
+    uint64_t arg; /* op-specific (POP: how many items, 0 = 1) */
+    hamok_cmd_item *items;
+    size_t n_items;
+} hamok_cmd;
+
+typedef struct hamok_cmd_result {
+    uint32_t status; /* hamok_status: HAMOK_OK or why the command did nothing */
+    bool flag;       /* op-specific boolean answer */
+    hamok_cmd_item *items;
+    size_t n_items;
+} hamok_cmd_result;
+
+/* Append the encoding to `out`. HAMOK_ERR_INVALID: unknown kind/op, empty or
+ * too long name, more than HAMOK_CODEC_DEFAULT_MAX_ELEMENTS items;
+ * HAMOK_ERR_NOMEM. `out` is unchanged on error. */
+hamok_status hamok__cmd_encode(const hamok_cmd *c, hamok_buf *out);
+hamok_status hamok__cmd_result_encode(const hamok_cmd_result *r, hamok_buf *out);
+
+/* Decode. HAMOK_ERR_CODEC (malformed, unknown kind/op, trailing bytes),
+ * HAMOK_ERR_TOO_BIG, HAMOK_ERR_NOMEM; `out` zeroed on error. */
+hamok_status hamok__cmd_decode(const uint8_t *data, size_t len, hamok_cmd *out);
+hamok_status hamok__cmd_result_decode(const uint8_t *data, size_t len, hamok_cmd_result *out);
+
+/* Free what a decoded command/result owns and zero it. NULL-safe. */
+void hamok__cmd_clear(hamok_cmd *c);
+void hamok__cmd_result_clear(hamok_cmd_result *r);
+
+#endif
