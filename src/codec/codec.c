@@ -260,6 +260,7 @@ static hamok_status enc_check(const hamok_msg *m, const hamok_codec_limits *lim)
         }
         break;
     case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE:
         if (!endpoint_ok(m->u.join.endpoint)) {
             return HAMOK_ERR_INVALID;
         }
@@ -309,6 +310,16 @@ static hamok_status enc_check(const hamok_msg *m, const hamok_codec_limits *lim)
         }
         bytes = m->u.submit_response.result_len;
         break;
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION: {
+        const hamok_msg_emit *e = &m->u.emit;
+        if ((e->name_len > 0 && e->name == NULL) || (e->event_len > 0 && e->event == NULL) ||
+            (e->payload_len > 0 && e->payload == NULL)) {
+            return HAMOK_ERR_INVALID;
+        }
+        bytes = e->name_len + e->event_len + e->payload_len;
+        break;
+    }
     default:
         if (!msg_type_known(m->type)) {
             return HAMOK_ERR_INVALID;
@@ -346,6 +357,7 @@ static void enc_body(msgpack_packer *pk, const hamok_msg *m)
         break;
     }
     case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE:
         msgpack_pack_array(pk, 1);
         enc_str(pk, m->u.join.endpoint);
         break;
@@ -436,6 +448,18 @@ static void enc_body(msgpack_packer *pk, const hamok_msg *m)
     case HAMOK_MSG_READ_INDEX_REQUEST:
         msgpack_pack_array(pk, 1);
         msgpack_pack_uint64(pk, m->u.read_index.request_id);
+        break;
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION:
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint64(pk, m->u.emit.request_id);
+        enc_bin(pk, m->u.emit.name, m->u.emit.name_len);
+        enc_bin(pk, m->u.emit.event, m->u.emit.event_len);
+        enc_bin(pk, m->u.emit.payload, m->u.emit.payload_len);
+        break;
+    case HAMOK_MSG_EMIT_RESPONSE:
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_uint64(pk, m->u.emit_response.request_id);
         break;
     case HAMOK_MSG_READ_INDEX_RESPONSE: {
         const hamok_msg_read_index_response *r = &m->u.read_index_response;
@@ -1030,7 +1054,8 @@ static uint32_t body_min_fields(uint8_t type)
     switch (type) {
     case HAMOK_MSG_HELLO: return 2;
     case HAMOK_MSG_ENDPOINT_STATES: return 4;
-    case HAMOK_MSG_JOIN: return 1;
+    case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE: return 1;
     case HAMOK_MSG_PREVOTE_REQUEST:
     case HAMOK_MSG_VOTE_REQUEST: return 4;
     case HAMOK_MSG_PREVOTE_RESPONSE:
@@ -1043,6 +1068,9 @@ static uint32_t body_min_fields(uint8_t type)
     case HAMOK_MSG_SUBMIT_REQUEST: return 2;
     case HAMOK_MSG_SUBMIT_RESPONSE: return 6;
     case HAMOK_MSG_READ_INDEX_REQUEST: return 1;
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION: return 4;
+    case HAMOK_MSG_EMIT_RESPONSE: return 1;
     case HAMOK_MSG_READ_INDEX_RESPONSE: return 4;
     default: return UINT32_MAX;
     }
@@ -1066,7 +1094,8 @@ static hamok_status rd_body(rd *r, hamok_msg *m)
         TRY_ST(rd_members(r, &s->members, &s->n_members));
         break;
     }
-    case HAMOK_MSG_JOIN: TRY_ST(rd_endpoint(r, &m->u.join.endpoint)); break;
+    case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE: TRY_ST(rd_endpoint(r, &m->u.join.endpoint)); break;
     case HAMOK_MSG_PREVOTE_REQUEST:
     case HAMOK_MSG_VOTE_REQUEST: {
         hamok_msg_vote *v = &m->u.vote;
@@ -1138,6 +1167,14 @@ static hamok_status rd_body(rd *r, hamok_msg *m)
         break;
     }
     case HAMOK_MSG_READ_INDEX_REQUEST: TRY_RD(rd_uint(r, &m->u.read_index.request_id)); break;
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION:
+        TRY_RD(rd_uint(r, &m->u.emit.request_id));
+        TRY_ST(rd_bin_dup(r, &m->u.emit.name, &m->u.emit.name_len));
+        TRY_ST(rd_bin_dup(r, &m->u.emit.event, &m->u.emit.event_len));
+        TRY_ST(rd_bin_dup(r, &m->u.emit.payload, &m->u.emit.payload_len));
+        break;
+    case HAMOK_MSG_EMIT_RESPONSE: TRY_RD(rd_uint(r, &m->u.emit_response.request_id)); break;
     case HAMOK_MSG_READ_INDEX_RESPONSE: {
         hamok_msg_read_index_response *s = &m->u.read_index_response;
         TRY_RD(rd_uint(r, &s->request_id));

@@ -10,6 +10,10 @@ const char *hamok__msg_type_name(uint8_t type)
     case HAMOK_MSG_HELLO: return "HELLO";
     case HAMOK_MSG_ENDPOINT_STATES: return "ENDPOINT_STATES";
     case HAMOK_MSG_JOIN: return "JOIN";
+    case HAMOK_MSG_EMIT_REQUEST: return "EMIT_REQUEST";
+    case HAMOK_MSG_EMIT_RESPONSE: return "EMIT_RESPONSE";
+    case HAMOK_MSG_EMIT_NOTIFICATION: return "EMIT_NOTIFICATION";
+    case HAMOK_MSG_LEAVE: return "LEAVE";
     case HAMOK_MSG_PREVOTE_REQUEST: return "PREVOTE_REQUEST";
     case HAMOK_MSG_PREVOTE_RESPONSE: return "PREVOTE_RESPONSE";
     case HAMOK_MSG_VOTE_REQUEST: return "VOTE_REQUEST";
@@ -33,6 +37,10 @@ bool hamok__msg_type_known(uint8_t type)
     case HAMOK_MSG_HELLO:
     case HAMOK_MSG_ENDPOINT_STATES:
     case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE:
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_RESPONSE:
+    case HAMOK_MSG_EMIT_NOTIFICATION:
     case HAMOK_MSG_PREVOTE_REQUEST:
     case HAMOK_MSG_PREVOTE_RESPONSE:
     case HAMOK_MSG_VOTE_REQUEST:
@@ -88,9 +96,16 @@ void hamok__msg_clear(hamok_msg *m)
     case HAMOK_MSG_ENDPOINT_STATES:
         hamok__members_free(m->u.endpoint_states.members, m->u.endpoint_states.n_members);
         break;
-    case HAMOK_MSG_JOIN: hamok__free(m->u.join.endpoint); break;
+    case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE: hamok__free(m->u.join.endpoint); break;
     case HAMOK_MSG_SUBMIT_REQUEST: hamok__entry_clear(&m->u.submit.entry); break;
     case HAMOK_MSG_SUBMIT_RESPONSE: hamok__free(m->u.submit_response.result); break;
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION:
+        hamok__free(m->u.emit.name);
+        hamok__free(m->u.emit.event);
+        hamok__free(m->u.emit.payload);
+        break;
     default: break;
     }
     memset(m, 0, sizeof *m);

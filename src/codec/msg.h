@@ -26,7 +26,8 @@ typedef enum hamok_msg_type {
     HAMOK_MSG_ENDPOINT_STATES = 2,
     /* 3: reserved (ONGOING_REQUESTS in the original). */
     HAMOK_MSG_JOIN = 4,
-    /* 5..9: reserved for grid. */
+    HAMOK_MSG_LEAVE = 5, /* body as JOIN: "remove me from the configuration" */
+    /* 6..9: reserved for grid. */
     /* Raft. */
     HAMOK_MSG_PREVOTE_REQUEST = 10,
     HAMOK_MSG_PREVOTE_RESPONSE = 11,
@@ -45,7 +46,12 @@ typedef enum hamok_msg_type {
     HAMOK_MSG_READ_INDEX_RESPONSE = 23,
     /* 24..99: reserved for direct storage operations (numbers of the
      * original's storage messages, 24..62, keep their meaning). */
-    HAMOK_MSG_TYPE_MAX_ = 23
+    /* Emitter publish (direct, not logged): UPDATE_ENTRIES_REQUEST /
+     * _RESPONSE / _NOTIFICATION of the original. */
+    HAMOK_MSG_EMIT_REQUEST = 56,
+    HAMOK_MSG_EMIT_RESPONSE = 57,
+    HAMOK_MSG_EMIT_NOTIFICATION = 58,
+    HAMOK_MSG_TYPE_MAX_ = 58
 } hamok_msg_type;
 
 /* Log entry types. */
@@ -198,6 +204,23 @@ typedef struct hamok_msg_read_index_response {
     uint64_t read_index;
 } hamok_msg_read_index_response;
 
+/* EMIT_REQUEST (answer wanted) and EMIT_NOTIFICATION (fire and forget): an
+ * event of emitter `name` for the receiver's local listeners. */
+typedef struct hamok_msg_emit {
+    uint64_t request_id;
+    uint8_t *name;
+    size_t name_len;
+    uint8_t *event;
+    size_t event_len;
+    uint8_t *payload;
+    size_t payload_len;
+} hamok_msg_emit;
+
+/* EMIT_RESPONSE: the receiver delivered request_id to its listeners. */
+typedef struct hamok_msg_emit_response {
+    uint64_t request_id;
+} hamok_msg_emit_response;
+
 typedef struct hamok_msg {
     uint8_t type; /* hamok_msg_type */
     hamok_id src;
@@ -213,11 +236,13 @@ typedef struct hamok_msg {
         hamok_msg_timeout_now timeout_now;
         hamok_msg_hello hello;
         hamok_msg_endpoint_states endpoint_states;
-        hamok_msg_join join;
+        hamok_msg_join join; /* JOIN and LEAVE */
         hamok_msg_submit submit;
         hamok_msg_submit_response submit_response;
         hamok_msg_read_index read_index;
         hamok_msg_read_index_response read_index_response;
+        hamok_msg_emit emit; /* EMIT_REQUEST, EMIT_NOTIFICATION */
+        hamok_msg_emit_response emit_response;
     } u;
 } hamok_msg;
 

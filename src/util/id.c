@@ -70,3 +70,13 @@ hamok_id hamok__id_uuid4(const uint8_t random16[HAMOK_ID_LEN])
     id.b[8] = (uint8_t)((id.b[8] & 0x3f) | 0x80);
     return id;
 }
+
+void hamok_id_format(const hamok_id *id, char *out)
+{
+    hamok__id_format(id, out);
+}
+
+hamok_status hamok_id_parse(const char *text, hamok_id *out)
+{
+    return hamok__id_parse(text, out);
+}

@@ -7,14 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hamok/id.h"
 #include "hamok/status.h"
-
-#define HAMOK_ID_LEN     16
-#define HAMOK_ID_STR_LEN 36 /* without the terminating NUL */
-
-typedef struct hamok_id {
-    uint8_t b[HAMOK_ID_LEN];
-} hamok_id;
 
 static inline bool hamok__id_eq(const hamok_id *a, const hamok_id *b)
 {

@@ -65,6 +65,7 @@ static const uint8_t all_types[] = {
     HAMOK_MSG_HELLO,
     HAMOK_MSG_ENDPOINT_STATES,
     HAMOK_MSG_JOIN,
+    HAMOK_MSG_LEAVE,
     HAMOK_MSG_PREVOTE_REQUEST,
     HAMOK_MSG_PREVOTE_RESPONSE,
     HAMOK_MSG_VOTE_REQUEST,
@@ -78,6 +79,9 @@ static const uint8_t all_types[] = {
     HAMOK_MSG_SUBMIT_RESPONSE,
     HAMOK_MSG_READ_INDEX_REQUEST,
     HAMOK_MSG_READ_INDEX_RESPONSE,
+    HAMOK_MSG_EMIT_REQUEST,
+    HAMOK_MSG_EMIT_RESPONSE,
+    HAMOK_MSG_EMIT_NOTIFICATION,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -113,6 +117,7 @@ static void make_msg(uint8_t type, int variant, bool broadcast, hamok_msg *m)
         m->u.endpoint_states.n_members = variant == 0 ? 3 : variant == 1 ? 0 : 1;
         break;
     case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE:
         m->u.join.endpoint = variant == 0 ? "tcp://[::1]:65535" : variant == 1 ? "" : "x";
         break;
     case HAMOK_MSG_PREVOTE_REQUEST:
@@ -186,6 +191,17 @@ static void make_msg(uint8_t type, int variant, bool broadcast, hamok_msg *m)
         m->u.read_index_response.leader = flag ? leader : (hamok_id){{0}};
         m->u.read_index_response.read_index = big - 1;
         break;
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION:
+        m->u.emit.request_id = big;
+        m->u.emit.name = (uint8_t *)"emitter";
+        m->u.emit.name_len = 7;
+        m->u.emit.event = variant == 1 ? NULL : (uint8_t *)"ev";
+        m->u.emit.event_len = variant == 1 ? 0 : 2;
+        m->u.emit.payload = variant == 1 ? NULL : mid_data;
+        m->u.emit.payload_len = variant == 1 ? 0 : sizeof mid_data;
+        break;
+    case HAMOK_MSG_EMIT_RESPONSE: m->u.emit_response.request_id = big - 3; break;
     default: fail_msg("unknown type %u", type);
     }
 }
@@ -254,7 +270,8 @@ static void assert_msg_eq(const hamok_msg *a, const hamok_msg *b)
         assert_members_eq(a->u.endpoint_states.members, a->u.endpoint_states.n_members,
                           b->u.endpoint_states.members, b->u.endpoint_states.n_members);
         break;
-    case HAMOK_MSG_JOIN: assert_string_equal(a->u.join.endpoint, b->u.join.endpoint); break;
+    case HAMOK_MSG_JOIN:
+    case HAMOK_MSG_LEAVE: assert_string_equal(a->u.join.endpoint, b->u.join.endpoint); break;
     case HAMOK_MSG_PREVOTE_REQUEST:
     case HAMOK_MSG_VOTE_REQUEST:
         assert_int_equal(a->u.vote.term, b->u.vote.term);
@@ -341,6 +358,17 @@ static void assert_msg_eq(const hamok_msg *a, const hamok_msg *b)
         assert_int_equal(x->read_index, y->read_index);
         break;
     }
+    case HAMOK_MSG_EMIT_REQUEST:
+    case HAMOK_MSG_EMIT_NOTIFICATION:
+        assert_int_equal(a->u.emit.request_id, b->u.emit.request_id);
+        assert_bytes_eq(a->u.emit.name, a->u.emit.name_len, b->u.emit.name, b->u.emit.name_len);
+        assert_bytes_eq(a->u.emit.event, a->u.emit.event_len, b->u.emit.event, b->u.emit.event_len);
+        assert_bytes_eq(a->u.emit.payload, a->u.emit.payload_len, b->u.emit.payload,
+                        b->u.emit.payload_len);
+        break;
+    case HAMOK_MSG_EMIT_RESPONSE:
+        assert_int_equal(a->u.emit_response.request_id, b->u.emit_response.request_id);
+        break;
     default: fail_msg("unknown type %u", a->type);
     }
 }
@@ -788,7 +816,7 @@ static void test_encode_errors(void **state)
     assert_int_equal(hamok__codec_encode(&m, CLUSTER, &lim, &b), HAMOK_ERR_TOO_BIG);
 
     /* Unknown types and values outside the format. */
-    const uint8_t bad_types[] = {0, 3, 5, 9, 15, 24, 99, 255};
+    const uint8_t bad_types[] = {0, 3, 6, 9, 15, 24, 99, 255};
     for (size_t i = 0; i < sizeof bad_types; i++) {
         make_msg(HAMOK_MSG_TIMEOUT_NOW, 0, false, &m);
         m.type = bad_types[i];
@@ -1222,7 +1250,7 @@ static void test_reject_envelope(void **state)
     expect_reject_buf("cluster as bin", &b, HAMOK_ERR_CODEC, HAMOK_REJECT_MALFORMED);
 
     /* Type. */
-    const uint64_t bad_types[] = {0, 3, 5, 9, 15, 24, 62, 99, 255, 256, 65536, UINT64_MAX};
+    const uint64_t bad_types[] = {0, 3, 6, 9, 15, 24, 62, 99, 255, 256, 65536, UINT64_MAX};
     for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
         hamok__buf_reset(&b);
         w_env(&b, bad_types[i], 1);
@@ -1319,6 +1347,10 @@ static void test_reject_short_bodies(void **state)
         {HAMOK_MSG_HELLO, 2},
         {HAMOK_MSG_ENDPOINT_STATES, 4},
         {HAMOK_MSG_JOIN, 1},
+        {HAMOK_MSG_LEAVE, 1},
+        {HAMOK_MSG_EMIT_REQUEST, 4},
+        {HAMOK_MSG_EMIT_RESPONSE, 1},
+        {HAMOK_MSG_EMIT_NOTIFICATION, 4},
         {HAMOK_MSG_PREVOTE_REQUEST, 4},
         {HAMOK_MSG_PREVOTE_RESPONSE, 2},
         {HAMOK_MSG_VOTE_REQUEST, 4},
