@@ -13,25 +13,25 @@ extern "C" {
 #endif
 
 /* X-macro: one table so the enum and its text can never drift apart. */
-#define HAMOK_STATUS_MAP(X)                                    \
-    X(OK, "ok")                                                \
-    X(ERR_NOMEM, "out of memory")                              \
-    X(ERR_INVALID, "invalid argument")                         \
-    X(ERR_STATE, "operation not allowed in the current state") \
-    X(ERR_NOT_LEADER, "this peer is not the leader")           \
-    X(ERR_NO_LEADER, "no leader is known")                     \
-    X(ERR_TIMEOUT, "timed out")                                \
-    X(ERR_CLOSED, "closed")                                    \
-    X(ERR_TRANSPORT, "transport error")                        \
-    X(ERR_CODEC, "malformed message")                          \
-    X(ERR_TOO_BIG, "message or value too big")                 \
-    X(ERR_BUSY, "busy, try again")                             \
-    X(ERR_NOT_FOUND, "not found")                              \
-    X(ERR_CONFLICT, "conflict")                                \
-    X(ERR_IO, "I/O error")                                     \
-    X(ERR_CORRUPT, "corrupt data")                             \
+#define HAMOK_STATUS_MAP(X)                                             \
+    X(OK, "ok")                                                         \
+    X(ERR_NOMEM, "out of memory")                                       \
+    X(ERR_INVALID, "invalid argument")                                  \
+    X(ERR_STATE, "operation not allowed in the current state")          \
+    X(ERR_NOT_LEADER, "this peer is not the leader")                    \
+    X(ERR_NO_LEADER, "no leader is known")                              \
+    X(ERR_TIMEOUT, "timed out")                                         \
+    X(ERR_CLOSED, "closed")                                             \
+    X(ERR_TRANSPORT, "transport error")                                 \
+    X(ERR_CODEC, "malformed message")                                   \
+    X(ERR_TOO_BIG, "message or value too big")                          \
+    X(ERR_BUSY, "busy, try again")                                      \
+    X(ERR_NOT_FOUND, "not found")                                       \
+    X(ERR_CONFLICT, "conflict")                                         \
+    X(ERR_IO, "I/O error")                                              \
+    X(ERR_CORRUPT, "corrupt data")                                      \
     X(ERR_WRONG_KIND, "the name belongs to another kind of collection") \
-    X(ERR_STORE, "the external store failed")                  \
+    X(ERR_STORE, "the external store failed")                           \
     X(ERR_EXPIRED, "request too old to be answered")
 
 typedef enum hamok_status {
