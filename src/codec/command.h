@@ -11,8 +11,13 @@
  * has_value == false.
  *
  * Ownership: a decoded command/result owns its buffers (free with
- * hamok__cmd_clear / hamok__cmd_result_clear). Commands built by callers for
- * encoding may point anywhere; encode copies nothing it does not need.
+ * hamok__cmd_clear / hamok__cmd_result_clear). They are one allocation (a
+ * command's starts at `name`, a result's at `items`): never free or keep an
+ * individual pointer past the clear. In a decoded item an empty key, value or
+ * expected value points at a valid (zero-length) address, never NULL, so it
+ * can be handed to memcmp/memcpy; an absent one is NULL. Commands built by
+ * callers for encoding may point anywhere; encode copies nothing it does not
+ * need.
  *
  * Decoding is bounded like the frame decoder: every length is checked against
  * the bytes that remain and against the limits before allocating; on error
@@ -24,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/codec.h"
 #include "hamok/status.h"
 #include "util/buf.h"
 
@@ -38,6 +44,14 @@ typedef enum hamok_kind {
 } hamok_kind;
 
 #define HAMOK_NAME_MAX 255u /* bytes of a collection name (non-empty) */
+
+/* Largest encoded command or result accepted: the frame limit. */
+#define HAMOK_CMD_MAX_ENCODED HAMOK_CODEC_DEFAULT_MAX_FRAME
+/* Largest result the registry produces: a SUBMIT_RESPONSE carrying it still
+ * fits one frame (its envelope and header take at most 352 bytes with a
+ * 255-byte cluster name). A command whose result would be larger answers
+ * HAMOK_ERR_TOO_BIG and has no effect (registry.h). */
+#define HAMOK_CMD_RESULT_MAX (HAMOK_CMD_MAX_ENCODED - 384u)
 
 /* Operations. Numbers are on the wire. Which kinds accept which op, and what
  * the result holds, is specified in src/collections/registry.h. */
@@ -87,13 +101,19 @@ typedef struct hamok_cmd_result {
 } hamok_cmd_result;
 
 /* Append the encoding to `out`. HAMOK_ERR_INVALID: unknown kind/op, empty or
- * too long name, more than HAMOK_CODEC_DEFAULT_MAX_ELEMENTS items;
- * HAMOK_ERR_NOMEM. `out` is unchanged on error. */
+ * too long name, more than HAMOK_CODEC_DEFAULT_MAX_ELEMENTS items, a NULL
+ * pointer with a non-zero length; HAMOK_ERR_TOO_BIG: the encoding would exceed
+ * HAMOK_CMD_MAX_ENCODED bytes (the decoder would refuse it); HAMOK_ERR_NOMEM.
+ * `out` is unchanged on error. (The result encoder checks the same, minus
+ * kind/op/name.) */
 hamok_status hamok__cmd_encode(const hamok_cmd *c, hamok_buf *out);
 hamok_status hamok__cmd_result_encode(const hamok_cmd_result *r, hamok_buf *out);
 
 /* Decode. HAMOK_ERR_CODEC (malformed, unknown kind/op, trailing bytes),
- * HAMOK_ERR_TOO_BIG, HAMOK_ERR_NOMEM; `out` zeroed on error. */
+ * HAMOK_ERR_TOO_BIG (more than HAMOK_CMD_MAX_ENCODED bytes or more than
+ * HAMOK_CODEC_DEFAULT_MAX_ELEMENTS items), HAMOK_ERR_NOMEM; `out` zeroed on
+ * error. The whole input is validated before anything is allocated; then one
+ * block is allocated (at most 64 bytes per item plus the byte strings). */
 hamok_status hamok__cmd_decode(const uint8_t *data, size_t len, hamok_cmd *out);
 hamok_status hamok__cmd_result_decode(const uint8_t *data, size_t len, hamok_cmd_result *out);
 
