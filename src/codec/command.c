@@ -139,6 +139,12 @@ static hamok_status items_size(const hamok_cmd_item *items, size_t n, size_t *si
     return HAMOK_OK;
 }
 
+size_t hamok__cmd_item_size(const hamok_cmd_item *it)
+{
+    return 1 + bin_size(it->key_len) + (it->has_value ? bin_size(it->value_len) : 1) +
+           (it->has_expected ? bin_size(it->expected_len) : 1);
+}
+
 static uint8_t *put_items(uint8_t *p, const hamok_cmd_item *items, size_t n)
 {
     p = put_arr(p, n);

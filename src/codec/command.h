@@ -109,6 +109,12 @@ typedef struct hamok_cmd_result {
 hamok_status hamok__cmd_encode(const hamok_cmd *c, hamok_buf *out);
 hamok_status hamok__cmd_result_encode(const hamok_cmd_result *r, hamok_buf *out);
 
+/* Exact encoded size of one item, and an upper bound of a result's bytes
+ * besides its items (array, status, flag, items header): lets the registry
+ * stop adding items before a result exceeds HAMOK_CMD_RESULT_MAX. */
+size_t hamok__cmd_item_size(const hamok_cmd_item *item);
+#define HAMOK_CMD_RESULT_HEAD_MAX 12u
+
 /* Decode. HAMOK_ERR_CODEC (malformed, unknown kind/op, trailing bytes),
  * HAMOK_ERR_TOO_BIG (more than HAMOK_CMD_MAX_ENCODED bytes or more than
  * HAMOK_CODEC_DEFAULT_MAX_ELEMENTS items), HAMOK_ERR_NOMEM; `out` zeroed on
