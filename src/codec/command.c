@@ -236,6 +236,10 @@ typedef struct rd {
      * and where they go once a command's name has been read. */
     uint8_t *dst;
     uint8_t *after_name;
+    /* View decoding: byte strings point into the input; items go to an
+     * array of `view_cap`. */
+    bool view;
+    size_t view_cap;
 } rd;
 
 static bool fail(rd *r, hamok_status st)
@@ -357,7 +361,9 @@ static bool rd_bin(rd *r, bool opt, bool *has, uint8_t **out, size_t *len)
     }
     *has = true;
     *len = (size_t)n;
-    if (r->dst != NULL) {
+    if (r->view) {
+        *out = (uint8_t *)(uintptr_t)r->p;
+    } else if (r->dst != NULL) {
         if (n > 0) {
             memcpy(r->dst, r->p, (size_t)n);
         }
@@ -377,6 +383,9 @@ static bool rd_items(rd *r, hamok_cmd_item *items)
         return false;
     }
     r->n_items = n;
+    if (r->view && n > r->view_cap) {
+        return fail(r, HAMOK_ERR_BUSY); /* the caller needs more room */
+    }
     for (size_t i = 0; i < n; i++) {
         hamok_cmd_item scratch;
         hamok_cmd_item *it = items != NULL ? &items[i] : &scratch;
@@ -486,6 +495,37 @@ hamok_status hamok__cmd_decode(const uint8_t *data, size_t len, hamok_cmd *out)
         return HAMOK_ERR_CODEC;
     }
     out->items = items;
+    out->n_items = r.n_items;
+    return HAMOK_OK;
+}
+
+hamok_status hamok__cmd_decode_view(const uint8_t *data, size_t len, hamok_cmd *out,
+                                    hamok_cmd_item *items, size_t cap)
+{
+    if (out == NULL || (cap > 0 && items == NULL)) {
+        return HAMOK_ERR_INVALID;
+    }
+    memset(out, 0, sizeof *out);
+    if (len > HAMOK_CMD_MAX_ENCODED) {
+        return HAMOK_ERR_TOO_BIG;
+    }
+    if (data == NULL || len == 0) {
+        return HAMOK_ERR_CODEC;
+    }
+    rd r = {.p = data, .end = data + len, .err = HAMOK_OK, .view = true, .view_cap = cap};
+    rd_cmd(&r, out, items);
+    hamok_status st = finish(&r);
+    if (st == HAMOK_ERR_BUSY) {
+        size_t need = r.n_items;
+        memset(out, 0, sizeof *out);
+        out->n_items = need;
+        return st;
+    }
+    if (st != HAMOK_OK) {
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    out->items = r.n_items > 0 ? items : NULL;
     out->n_items = r.n_items;
     return HAMOK_OK;
 }

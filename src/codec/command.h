@@ -123,6 +123,16 @@ size_t hamok__cmd_item_size(const hamok_cmd_item *item);
 hamok_status hamok__cmd_decode(const uint8_t *data, size_t len, hamok_cmd *out);
 hamok_status hamok__cmd_result_decode(const uint8_t *data, size_t len, hamok_cmd_result *out);
 
+/* Decode without copying or allocating (the registry's apply path): byte
+ * strings point into `data`, which must outlive `out`; the items go to
+ * `items`, room for `cap` (may be NULL when cap is 0). Same checks and
+ * statuses as hamok__cmd_decode, plus HAMOK_ERR_BUSY when the command has
+ * more than `cap` items (and no more than the limit): out->n_items then
+ * says how many, call again with that much room. Nothing to clear; `out`
+ * zeroed on any error but BUSY. */
+hamok_status hamok__cmd_decode_view(const uint8_t *data, size_t len, hamok_cmd *out,
+                                    hamok_cmd_item *items, size_t cap);
+
 /* Free what a decoded command/result owns and zero it. NULL-safe. */
 void hamok__cmd_clear(hamok_cmd *c);
 void hamok__cmd_result_clear(hamok_cmd_result *r);

@@ -23,6 +23,8 @@ struct hamok_registry {
     size_t prep_cap;
     hamok_cmd_item *ritems;
     size_t ritems_cap;
+    hamok_cmd_item *citems; /* the items of the command being applied */
+    size_t citems_cap;
 };
 
 /* ------------------------------------------------------------------------- */
@@ -136,6 +138,7 @@ static void registry_free_contents(hamok_registry *r)
     hamok__buf_free(&r->res);
     hamok__free(r->prep);
     hamok__free(r->ritems);
+    hamok__free(r->citems);
 }
 
 void hamok__registry_destroy(hamok_registry **rp)
@@ -255,6 +258,11 @@ static void scratch_trim(hamok_registry *r)
         hamok__free(r->ritems);
         r->ritems = NULL;
         r->ritems_cap = 0;
+    }
+    if (r->citems_cap > SCRATCH_KEEP) {
+        hamok__free(r->citems);
+        r->citems = NULL;
+        r->citems_cap = 0;
     }
     if (r->res.cap > 64u * 1024u) {
         hamok__buf_free(&r->res);
@@ -461,17 +469,23 @@ static hamok_status apply_command(hamok_registry *r, uint64_t index, const hamok
     }
     default: break;
     }
+    /* Decoded in place: the command borrows from the entry. */
     hamok_cmd cmd;
-    hamok_status st = hamok__cmd_decode(e->data, e->len, &cmd);
-    if (st == HAMOK_ERR_NOMEM) {
-        return st;
+    hamok_status st = hamok__cmd_decode_view(e->data, e->len, &cmd, r->citems, r->citems_cap);
+    if (st == HAMOK_ERR_BUSY) {
+        size_t need = cmd.n_items;
+        hamok_cmd_item *p = hamok__realloc(r->citems, need * sizeof *p);
+        if (p == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        r->citems = p;
+        r->citems_cap = need;
+        st = hamok__cmd_decode_view(e->data, e->len, &cmd, r->citems, r->citems_cap);
     }
     if (st != HAMOK_OK) {
         return answer_status(r, e, result, HAMOK_ERR_CODEC); /* every peer decides the same */
     }
-    st = run_command(r, index, e, &cmd, result, sink, ud);
-    hamok__cmd_clear(&cmd);
-    return st;
+    return run_command(r, index, e, &cmd, result, sink, ud);
 }
 
 typedef struct members_view {

@@ -263,6 +263,11 @@ static hamok_status put_u64(hamok_buf *b, uint64_t v)
         }                          \
     } while (0)
 
+static bool live_slot(const session *se, const slot *sl, uint32_t window)
+{
+    return sl->seq != 0 && se->max_seq - sl->seq < window;
+}
+
 hamok_status hamok__sessions_snapshot(const hamok_sessions *s, hamok_buf *out)
 {
     size_t start = out->len;
@@ -271,16 +276,19 @@ hamok_status hamok__sessions_snapshot(const hamok_sessions *s, hamok_buf *out)
     TRY(put_u32(out, (uint32_t)s->n));
     for (size_t i = 0; i < s->n; i++) {
         const session *se = &s->v[i];
+        /* Slots older than the window are stale (check() answers EXPIRED
+         * before looking at them; a later number overwrites them): not
+         * written, and restore refuses them. */
         uint32_t used = 0;
         for (uint32_t k = 0; k < s->window; k++) {
-            used += se->ring[k].seq != 0 ? 1u : 0u;
+            used += live_slot(se, &se->ring[k], s->window) ? 1u : 0u;
         }
         TRY(hamok__buf_append(out, se->client.b, HAMOK_ID_LEN));
         TRY(put_u64(out, se->max_seq));
         TRY(put_u32(out, used));
         for (uint32_t k = 0; k < s->window; k++) {
             const slot *sl = &se->ring[k];
-            if (sl->seq != 0) {
+            if (live_slot(se, sl, s->window)) {
                 TRY(put_u64(out, sl->seq));
                 TRY(put_u32(out, sl->len));
                 TRY(hamok__buf_append(out, sl->result, sl->len));

@@ -259,14 +259,32 @@ static hamok_status resize(hamok_hmap *m, size_t cap)
             ents[w++] = m->ents[i];
         }
     }
+    bool moved = w != m->n_ents; /* holes squeezed out: positions changed */
+    uint64_t *old_slots = m->slots;
+    size_t old_n_slots = m->cap > 0 ? m->mask + 1 : 0;
     hamok__free(m->ents);
-    hamok__free(m->slots);
     m->ents = ents;
     m->slots = slots;
     m->n_ents = w;
     m->cap = cap;
     m->mask = n_slots - 1;
-    reindex(m);
+    if (moved) {
+        reindex(m); /* rehash every key */
+    } else {
+        /* Same positions: move the slots over by their tags, without
+         * touching (and missing the cache on) a single record. */
+        for (size_t i = 0; i < old_n_slots; i++) {
+            uint64_t sl = old_slots[i];
+            if (sl > SLOT_DELETED) {
+                size_t k = (uint32_t)(sl >> 32) & m->mask;
+                while (m->slots[k] != SLOT_EMPTY) {
+                    k = (k + 1) & m->mask;
+                }
+                m->slots[k] = sl;
+            }
+        }
+    }
+    hamok__free(old_slots);
     return HAMOK_OK;
 }
 

@@ -404,6 +404,11 @@ static bool decode_both(const uint8_t *d, size_t n)
         assert_true(st == HAMOK_ERR_CODEC || st == HAMOK_ERR_TOO_BIG);
         assert_true(is_zero(&c, sizeof c));
     }
+    /* The borrowing decoder agrees with the copying one. */
+    static hamok_cmd_item room[1024];
+    hamok_cmd v;
+    hamok_status vst = hamok__cmd_decode_view(d, n, &v, room, 1024);
+    assert_int_equal(vst, st);
     hamok_cmd_result r;
     memset(&r, 0xa5, sizeof r);
     st = hamok__cmd_result_decode(d, n, &r);
@@ -683,6 +688,54 @@ static void allocation_failure_leaves_output_zeroed(void **state)
     hamok__buf_free(&rb);
 }
 
+/* The borrowing decoder: same checks, pointers into the input, items in the
+ * caller's array (BUSY with the count needed when it is too small). */
+static void view_decode(void **state)
+{
+    (void)state;
+    hamok_cmd_item items[3] = {
+        item(K1, 5, V1, 7, true, NULL, 0, false),
+        item(K1, 0, V1, 0, true, E1, 0, true),
+        item(K1, 2, NULL, 0, false, E1, 8, true),
+    };
+    hamok_cmd c = make_cmd(HAMOK_KIND_RECORD, HAMOK_OP_UPDATE_IF, items, 3);
+    c.arg = 77;
+    hamok_buf b = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__cmd_encode(&c, &b), HAMOK_OK);
+    hamok_cmd v;
+    hamok_cmd_item room[3];
+    counting_on(0);
+    assert_int_equal(hamok__cmd_decode_view(b.data, b.len, &v, room, 2), HAMOK_ERR_BUSY);
+    assert_int_equal(v.n_items, 3);
+    assert_null(v.items);
+    assert_int_equal(hamok__cmd_decode_view(b.data, b.len, &v, room, 3), HAMOK_OK);
+    assert_int_equal(g_allocs, 0);
+    counting_off();
+    assert_cmd_eq(&c, &v);
+    assert_ptr_equal(v.items, room);
+    for (size_t i = 0; i < 3; i++) {
+        assert_item_pointers(&v.items[i]);
+        assert_true(v.items[i].key >= b.data && v.items[i].key <= b.data + b.len);
+    }
+    assert_true(v.name > b.data && v.name < b.data + b.len);
+    /* Errors: zeroed, same statuses as the copying decoder. */
+    for (size_t cut = 0; cut < b.len; cut++) {
+        memset(&v, 1, sizeof v);
+        hamok_status st = hamok__cmd_decode_view(b.data, cut, &v, room, 3);
+        assert_true(st == HAMOK_ERR_CODEC);
+        assert_true(is_zero(&v, sizeof v));
+    }
+    assert_int_equal(hamok__cmd_decode_view(b.data, b.len, NULL, room, 3), HAMOK_ERR_INVALID);
+    assert_int_equal(hamok__cmd_decode_view(b.data, b.len, &v, NULL, 3), HAMOK_ERR_INVALID);
+    hamok_cmd none = make_cmd(HAMOK_KIND_MAP, HAMOK_OP_CLEAR, NULL, 0);
+    hamok__buf_reset(&b);
+    assert_int_equal(hamok__cmd_encode(&none, &b), HAMOK_OK);
+    assert_int_equal(hamok__cmd_decode_view(b.data, b.len, &v, NULL, 0), HAMOK_OK);
+    assert_null(v.items);
+    assert_int_equal(v.op, HAMOK_OP_CLEAR);
+    hamok__buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +750,7 @@ int main(void)
         cmocka_unit_test(shapes_and_types_are_strict),
         cmocka_unit_test(hostile_counts_refused_before_allocation),
         cmocka_unit_test(allocation_failure_leaves_output_zeroed),
+        cmocka_unit_test(view_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
