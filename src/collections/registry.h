@@ -56,6 +56,31 @@
  * An op a kind does not support, a wrong item count, or a missing required
  * part (e.g. SET item without value) answers HAMOK_ERR_INVALID, no effect.
  *
+ * Precisions (decided with the implementation):
+ * - The keys of one command must be distinct (map/record keys, emitter
+ *   events, CLEANUP peers): duplicates answer HAMOK_ERR_INVALID. Every
+ *   result is then a function of the state before the command.
+ * - Parts an op does not use are ignored (a DELETE item's value, a PUSH
+ *   item's key); arg is ignored except by POP and UPDATE_METADATA. CLEAR and
+ *   POP take no items; the other ops at least one.
+ * - A command that answers anything but HAMOK_OK changes nothing, and does
+ *   not create its collection; any other command creates it (an emitter
+ *   created by an UNSUBSCRIBE, a queue by a POP of nothing).
+ * - flag: SET / INSERT: some key existed (result items not empty); DELETE /
+ *   REMOVE / UNSUBSCRIBE / CLEANUP: something was removed; SUBSCRIBE:
+ *   something was added; CLEAR: it was not empty; POP: an item was taken.
+ * - The result is at most HAMOK_CMD_RESULT_MAX bytes (command.h): a command
+ *   whose result would be larger (e.g. REMOVE of many big values) answers
+ *   HAMOK_ERR_TOO_BIG and has no effect. POP takes at most 65,536 items and
+ *   stops early, short of `arg`, before its result would exceed the limit.
+ * - QUEUE CLEAR emits CLEAR, then EMPTY if the queue was not empty.
+ * - SUBSCRIBE, UNSUBSCRIBE, UPDATE_METADATA need the entry's client (a nil
+ *   client answers HAMOK_ERR_INVALID). UPDATE_METADATA with no expected value
+ *   updates unconditionally, unless bit 0 of arg is set: then "expected
+ *   absent", i.e. it updates only if the current metadata is absent.
+ * - An emitter event with no subscriber left is dropped (iteration order of
+ *   events is the order in which they got their first subscriber).
+ *
  * Thread: the node's loop thread mutates (apply, restore); readers on other
  * threads must be excluded by the caller (the node holds a rwlock).
  * Pointers returned by lookups/iteration are borrowed until the next mutation. */
@@ -123,7 +148,10 @@ void hamok__registry_destroy(hamok_registry **r); /* NULL-safe; sets *r = NULL *
  * CONFIG entries: decode the members, expire sessions of departed peers and
  * remove their emitter subscriptions (events SUB_REMOVED).
  * Returns HAMOK_OK, or HAMOK_ERR_NOMEM (the entry had no effect; the caller
- * cannot continue safely and must stop the node). */
+ * cannot continue safely and must stop the node), or HAMOK_ERR_INVALID when
+ * `index` is not above hamok__registry_applied() (or entry is NULL): a bug of
+ * the caller, nothing happens. Events are delivered only for an entry that
+ * takes effect: NOMEM comes before any event. */
 hamok_status hamok__registry_apply(hamok_registry *r, uint64_t index, const hamok_entry *entry,
                                    hamok_buf *result, hamok_coll_event_fn sink, void *ud);
 
@@ -176,5 +204,19 @@ bool hamok__coll_peek(const hamok_coll *c, const uint8_t **value, size_t *value_
 bool hamok__coll_subscribed(const hamok_coll *c, const uint8_t *event, size_t event_len,
                             const hamok_id *peer, bool *has_meta, const uint8_t **meta,
                             size_t *meta_len);
+
+/* Emitter: the subscribers of one event in subscription order (view: key =
+ * event, peer, metadata). Start with *cursor = 0; false at the end (or when
+ * no one is subscribed, or c is not an emitter). */
+bool hamok__coll_next_subscriber(const hamok_coll *c, const uint8_t *event, size_t event_len,
+                                 size_t *cursor, hamok_coll_view *out);
+
+/* The collection's name (borrowed like the collection). */
+const uint8_t *hamok__coll_name(const hamok_coll *c, size_t *len);
+
+/* Every collection, in creation order: start with *cursor = 0; false at the
+ * end. Number of collections. */
+bool hamok__registry_next_coll(const hamok_registry *r, size_t *cursor, const hamok_coll **out);
+size_t hamok__registry_count(const hamok_registry *r);
 
 #endif

@@ -22,6 +22,8 @@ struct hamok_sessions {
     session *v;
     size_t n;
     size_t cap;
+    uint8_t *spare; /* set aside by reserve() for the next record() */
+    size_t spare_cap;
 };
 
 static const uint8_t MAGIC[4] = {'H', 'S', 'E', '1'};
@@ -70,6 +72,7 @@ void hamok__sessions_destroy(hamok_sessions **sp)
         return;
     }
     clear_all(*sp);
+    hamok__free((*sp)->spare);
     hamok__free(*sp);
     *sp = NULL;
 }
@@ -146,9 +149,19 @@ hamok_status hamok__sessions_record(hamok_sessions *s, const hamok_id *client, u
     if (len > UINT32_MAX) {
         return HAMOK_ERR_TOO_BIG;
     }
-    uint8_t *copy = hamok__memdup(result, len);
-    if (copy == NULL) {
-        return HAMOK_ERR_NOMEM;
+    uint8_t *copy;
+    if (s->spare != NULL && s->spare_cap >= len) {
+        copy = s->spare; /* reserved: cannot fail */
+        s->spare = NULL;
+        s->spare_cap = 0;
+        if (len > 0) {
+            memcpy(copy, result, len);
+        }
+    } else {
+        copy = hamok__memdup(result, len);
+        if (copy == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
     }
     session *se = find(s, client);
     if (se == NULL) {
@@ -169,6 +182,31 @@ hamok_status hamok__sessions_record(hamok_sessions *s, const hamok_id *client, u
     sl->len = (uint32_t)len;
     if (seq > se->max_seq) {
         se->max_seq = seq;
+    }
+    return HAMOK_OK;
+}
+
+hamok_status hamok__sessions_reserve(hamok_sessions *s, const hamok_id *client, uint64_t seq,
+                                     size_t max_len)
+{
+    if (no_session(client, seq)) {
+        return HAMOK_OK;
+    }
+    if (max_len > UINT32_MAX) {
+        return HAMOK_ERR_TOO_BIG;
+    }
+    if (find(s, client) == NULL && add_session(s, client) == NULL) {
+        return HAMOK_ERR_NOMEM;
+    }
+    /* Exactly sized when it has to change: the copy is kept for `window`
+     * commands, so slack would add up. */
+    if (s->spare == NULL || s->spare_cap < max_len || s->spare_cap > 2 * max_len + 64) {
+        uint8_t *p = hamok__realloc(s->spare, max_len);
+        if (p == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        s->spare = p;
+        s->spare_cap = max_len;
     }
     return HAMOK_OK;
 }
@@ -225,6 +263,11 @@ static hamok_status put_u64(hamok_buf *b, uint64_t v)
         }                          \
     } while (0)
 
+static bool live_slot(const session *se, const slot *sl, uint32_t window)
+{
+    return sl->seq != 0 && se->max_seq - sl->seq < window;
+}
+
 hamok_status hamok__sessions_snapshot(const hamok_sessions *s, hamok_buf *out)
 {
     size_t start = out->len;
@@ -233,16 +276,19 @@ hamok_status hamok__sessions_snapshot(const hamok_sessions *s, hamok_buf *out)
     TRY(put_u32(out, (uint32_t)s->n));
     for (size_t i = 0; i < s->n; i++) {
         const session *se = &s->v[i];
+        /* Slots older than the window are stale (check() answers EXPIRED
+         * before looking at them; a later number overwrites them): not
+         * written, and restore refuses them. */
         uint32_t used = 0;
         for (uint32_t k = 0; k < s->window; k++) {
-            used += se->ring[k].seq != 0 ? 1u : 0u;
+            used += live_slot(se, &se->ring[k], s->window) ? 1u : 0u;
         }
         TRY(hamok__buf_append(out, se->client.b, HAMOK_ID_LEN));
         TRY(put_u64(out, se->max_seq));
         TRY(put_u32(out, used));
         for (uint32_t k = 0; k < s->window; k++) {
             const slot *sl = &se->ring[k];
-            if (sl->seq != 0) {
+            if (live_slot(se, sl, s->window)) {
                 TRY(put_u64(out, sl->seq));
                 TRY(put_u32(out, sl->len));
                 TRY(hamok__buf_append(out, sl->result, sl->len));
@@ -359,6 +405,8 @@ hamok_status hamok__sessions_restore(hamok_sessions *s, const uint8_t *data, siz
         return st;
     }
     clear_all(s);
+    t.spare = s->spare;
+    t.spare_cap = s->spare_cap;
     *s = t;
     return HAMOK_OK;
 }

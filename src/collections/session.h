@@ -55,6 +55,16 @@ hamok_session_check hamok__sessions_check(const hamok_sessions *s, const hamok_i
 hamok_status hamok__sessions_record(hamok_sessions *s, const hamok_id *client, uint64_t seq,
                                     const void *result, size_t len);
 
+/* Make the next hamok__sessions_record() of (client, seq) with a result of at
+ * most `max_len` bytes unable to fail: creates the client's session if needed
+ * and sets the memory for the copy aside. Lets a caller allocate everything
+ * before it changes anything (the registry applies a command only once
+ * nothing can fail any more). HAMOK_ERR_NOMEM: nothing reserved; an empty
+ * session may have been created, which changes no answer. No session (nil
+ * client or seq 0): HAMOK_OK, nothing to do. */
+hamok_status hamok__sessions_reserve(hamok_sessions *s, const hamok_id *client, uint64_t seq,
+                                     size_t max_len);
+
 /* Drop the sessions of clients that are not members of the configuration. */
 void hamok__sessions_expire(hamok_sessions *s, const hamok_member *members, size_t n);
 

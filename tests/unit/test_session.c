@@ -158,6 +158,41 @@ static void bad_window(void **state)
     hamok__sessions_destroy(NULL);
 }
 
+/* A number that jumps ahead leaves older slots behind the window without
+ * overwriting them all: they are stale, not snapshotted, and the snapshot
+ * restores (regression: the fuzz_command target found restore refusing it). */
+static void stale_slots_not_snapshotted(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, 4), HAMOK_OK);
+    record_str(s, &C1, 1, "one");
+    record_str(s, &C1, 2, "two");
+    record_str(s, &C1, 6, "six"); /* slot of 2 reused; slot of 1 now stale */
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    hamok_buf b = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__sessions_snapshot(s, &b), HAMOK_OK);
+    hamok_sessions *t;
+    assert_int_equal(hamok__sessions_new(&t, 4), HAMOK_OK);
+    assert_int_equal(hamok__sessions_restore(t, b.data, b.len), HAMOK_OK);
+    expect_dup(t, &C1, 6, "six");
+    assert_int_equal(hamok__sessions_check(t, &C1, 1, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_check(t, &C1, 3, NULL, NULL), HAMOK_SESSION_NEW);
+    /* Reserve: the next record of that size cannot fail. */
+    assert_int_equal(hamok__sessions_reserve(t, &C2, 1, 5), HAMOK_OK);
+    assert_int_equal(hamok__sessions_count(t), 2);
+    assert_int_equal(hamok__sessions_check(t, &C2, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    record_str(t, &C2, 1, "fives");
+    expect_dup(t, &C2, 1, "fives");
+    hamok_id nil = {0};
+    assert_int_equal(hamok__sessions_reserve(t, &nil, 1, 5), HAMOK_OK);
+    assert_int_equal(hamok__sessions_reserve(t, &C2, 0, 5), HAMOK_OK);
+    assert_int_equal(hamok__sessions_count(t), 2);
+    hamok__buf_free(&b);
+    hamok__sessions_destroy(&s);
+    hamok__sessions_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +201,7 @@ int main(void)
         cmocka_unit_test(departed_peers_expire),
         cmocka_unit_test(snapshot_round_trip_and_hostile_input),
         cmocka_unit_test(bad_window),
+        cmocka_unit_test(stale_slots_not_snapshotted),
     };
     return cmocka_run_group_tests_name("session", tests, setup, NULL);
 }
