@@ -1424,6 +1424,11 @@ static void start_request(hamok_node *n, hamok_req *rq, uint64_t now)
     int to = rq->timeout_ms;
     rq->deadline = to < 0 ? UINT64_MAX : now + (uint64_t)to;
     active_add(n, rq);
+    /* Whatever the kind, the loop must wake at the deadline: kinds that wait
+     * only on answers from peers (publish) have nothing else to wake it. */
+    if (rq->deadline < n->req_check_at) {
+        n->req_check_at = rq->deadline;
+    }
     switch (rq->type) {
     case HAMOK_REQ_JOIN:
         hamok__grid_join(n->grid, now);
