@@ -203,6 +203,8 @@ typedef struct hamok_node_stats {
     uint64_t frames_received;
     uint64_t frames_rejected; /**< malformed, too big, other cluster/version */
     uint64_t frames_dropped;  /**< inbox full or node stopping */
+    hamok_transport_link link; /**< last state the transport reported (0: none yet) */
+    uint64_t link_changes;     /**< link state changes reported by the transport */
     uint64_t proposals;       /**< commands proposed by this node */
     uint64_t elections;       /**< campaigns started by this node */
     uint64_t snapshots_taken;
@@ -221,6 +223,7 @@ typedef enum hamok_node_event_type {
     HAMOK_EVENT_PEER_LEFT = 4,      /**< peer left (or was removed from) the configuration */
     HAMOK_EVENT_COMMIT = 5,         /**< commit_index advanced */
     HAMOK_EVENT_ERROR = 6,          /**< status, text: something failed in the background */
+    HAMOK_EVENT_TRANSPORT = 7,      /**< link, text: the transport's link changed state */
 } hamok_node_event_type;
 
 typedef struct hamok_node_event {
@@ -232,7 +235,8 @@ typedef struct hamok_node_event {
     hamok_id peer;
     uint64_t commit_index;
     hamok_status status;
-    const char *text; /**< ERROR: borrowed for the call */
+    const char *text; /**< ERROR, TRANSPORT: borrowed for the call (may be NULL) */
+    hamok_transport_link link; /**< TRANSPORT */
 } hamok_node_event;
 
 typedef void (*hamok_node_event_fn)(void *ud, const hamok_node_event *ev);

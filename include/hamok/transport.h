@@ -18,6 +18,8 @@
  *    when it returns. Frames addressed to this peer and broadcasts are both
  *    delivered the same way (the frame says which it is). A transport MAY
  *    deliver this peer's own broadcasts back to it; the node ignores them.
+ *  - local_endpoint() is valid from the transport's construction (a zmq
+ *    transport binds in its constructor, so port 0 is resolved by then).
  *  - set_peer() tells the transport the endpoint of a peer it learned through
  *    discovery (a zmq transport connects there; a NATS transport ignores it,
  *    subjects are derived from the id), and forgets the peer when endpoint is
@@ -50,6 +52,17 @@ extern "C" {
 typedef struct hamok_transport hamok_transport;
 typedef struct hamok_transport_sink hamok_transport_sink;
 
+/** States of a transport's link (sink->link, HAMOK_EVENT_TRANSPORT). */
+typedef enum hamok_transport_link {
+    HAMOK_LINK_CONNECTED = 1,    /**< first connection established */
+    HAMOK_LINK_DISCONNECTED = 2, /**< lost; the transport keeps trying */
+    HAMOK_LINK_RECONNECTED = 3,  /**< back after a loss */
+    HAMOK_LINK_CLOSED = 4,       /**< gone for good (no more retries) */
+} hamok_transport_link;
+
+/** Name of a link state ("connected", ...). Thread: any. */
+HAMOK_API const char *hamok_transport_link_str(hamok_transport_link state);
+
 /** Where inbound frames go. Owned by the node; valid from start() until
  * stop() returns. */
 struct hamok_transport_sink {
@@ -60,6 +73,18 @@ struct hamok_transport_sink {
      * for the node's log and error event. Thread: any. May be NULL-checked
      * by callers; the node always sets it. `text` is borrowed. */
     void (*error)(hamok_transport_sink *sink, hamok_status status, const char *text);
+    /** Like deliver(), for a transport that knows which peer sent the frame
+     * (an authenticated connection: a CURVE key, a TLS identity). The node
+     * drops and counts (frames_rejected) a frame whose envelope names
+     * another source than `from`, so a peer cannot speak for another one.
+     * Thread: any. */
+    void (*deliver_from)(hamok_transport_sink *sink, const hamok_id *from, const void *bytes,
+                         size_t len);
+    /** Report a change of the transport's link to its network or broker
+     * (connected, disconnected, reconnected, closed): the node logs it and
+     * raises HAMOK_EVENT_TRANSPORT. `text` (borrowed) says more, or NULL.
+     * Thread: any. */
+    void (*link)(hamok_transport_sink *sink, hamok_transport_link state, const char *text);
 };
 
 typedef struct hamok_transport_ops {
@@ -101,6 +126,13 @@ typedef struct hamok_transport_ops {
 struct hamok_transport {
     const hamok_transport_ops *ops;
     hamok_id self;
+    /** The largest frame this transport carries, set by the transport's
+     * constructor (0 = HAMOK_TRANSPORT_MAX_FRAME; larger values are capped
+     * there). The node sizes everything it sends to fit: Raft batches and
+     * snapshot chunks are cut to half of it, and a command or a published
+     * payload that cannot fit is refused with HAMOK_ERR_TOO_BIG. A NATS
+     * transport sets the server's max_payload. Minimum 64 KiB. */
+    uint32_t max_frame;
 };
 
 #ifdef __cplusplus

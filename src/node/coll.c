@@ -39,6 +39,9 @@ struct hamok_queue {
     hamok_handle h;
 };
 
+/* Room for a command or a published payload in one frame: the transport's
+ * frame limit less the envelope and the message around it. */
+#define FRAME_ROOM(node) ((size_t)hamok__node_frame_limit(node) - 2048u)
 #define MAX_EMIT_LISTENERS 64
 
 typedef struct emit_listener {
@@ -308,7 +311,7 @@ static hamok_status build(const hamok_handle *h, uint8_t op, const hamok_cmd_ite
                    .items = (hamok_cmd_item *)items,
                    .n_items = n};
     hamok_status st = hamok__cmd_encode(&c, out);
-    if (st == HAMOK_OK && out->len > HAMOK_TRANSPORT_MAX_FRAME - 1024u) {
+    if (st == HAMOK_OK && out->len > FRAME_ROOM(h->node)) {
         return HAMOK_ERR_TOO_BIG;
     }
     return st;
@@ -1383,8 +1386,8 @@ hamok_status hamok_emitter_publish(hamok_emitter *e, const char *event, const vo
         *n_missing = 0;
     }
     if (e == NULL || event == NULL || (payload == NULL && len > 0) ||
-        len > HAMOK_TRANSPORT_MAX_FRAME - 1024u) {
-        return e != NULL && len > HAMOK_TRANSPORT_MAX_FRAME - 1024u ? HAMOK_ERR_TOO_BIG
+        len > FRAME_ROOM(e->h.node)) {
+        return e != NULL && len > FRAME_ROOM(e->h.node) ? HAMOK_ERR_TOO_BIG
                                                                     : HAMOK_ERR_INVALID;
     }
     hamok_req *rq = publish_req(e, HAMOK_REQ_PUBLISH, event, payload, len, timeout_ms);
@@ -1415,7 +1418,7 @@ hamok_status hamok_emitter_publish(hamok_emitter *e, const char *event, const vo
 bool hamok_emitter_notify(hamok_emitter *e, const char *event, const void *payload, size_t len)
 {
     if (e == NULL || event == NULL || (payload == NULL && len > 0) ||
-        len > HAMOK_TRANSPORT_MAX_FRAME - 1024u) {
+        len > FRAME_ROOM(e->h.node)) {
         return false;
     }
     if (hamok_emitter_subscribers(e, event, NULL, 0) == 0) {

@@ -24,14 +24,17 @@
 /* ------------------------------------------------------------------------ */
 /* Inbox items */
 
-typedef enum item_kind { ITEM_FRAME = 1, ITEM_REQ = 2, ITEM_STOP = 3 } item_kind;
+typedef enum item_kind { ITEM_FRAME = 1, ITEM_REQ = 2, ITEM_STOP = 3, ITEM_LINK = 4 } item_kind;
 
 typedef struct inbox_item {
     struct inbox_item *next;
     item_kind kind;
     hamok_req *req;
+    bool has_from;             /* FRAME: the transport authenticated the sender */
+    hamok_id from;             /* FRAME */
+    hamok_transport_link link; /* LINK (data: the text, NUL-terminated) */
     size_t len;
-    uint8_t data[]; /* FRAME */
+    uint8_t data[]; /* FRAME, LINK */
 } inbox_item;
 
 typedef struct listener {
@@ -64,6 +67,7 @@ struct hamok_node {
     hamok_transport *t;
     hamok_transport_sink sink;
     hamok_codec_limits limits;
+    uint32_t frame_limit; /* the transport's max_frame (bytes) */
 
     /* Inbox: the one thread-safe door. */
     pthread_mutex_t inbox_mu;
@@ -404,6 +408,20 @@ static void emit_error(hamok_node *n, hamok_status st, const char *text)
     emit(n, &ev);
 }
 
+static void link_event(hamok_node *n, const inbox_item *it)
+{
+    const char *text = (const char *)it->data;
+    hamok__nlog(n, it->link == HAMOK_LINK_CONNECTED ? HAMOK_LOG_INFO : HAMOK_LOG_WARN, "transport",
+                "%s%s%s", hamok_transport_link_str(it->link), text[0] != '\0' ? ": " : "", text);
+    pthread_mutex_lock(&n->state_mu);
+    n->stats.link = it->link;
+    n->stats.link_changes++;
+    pthread_mutex_unlock(&n->state_mu);
+    hamok_node_event ev = {.type = HAMOK_EVENT_TRANSPORT, .link = it->link,
+                           .text = text[0] != '\0' ? text : NULL};
+    emit(n, &ev);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sending */
 
@@ -548,8 +566,9 @@ static void send_snapshot_chunks(hamok_node *n, const hamok_raft_update *u)
             continue; /* a newer snapshot replaced it; the core asks again */
         }
         size_t len = n->snap.len - (size_t)s->offset;
-        if (len > SNAPSHOT_CHUNK) {
-            len = SNAPSHOT_CHUNK;
+        size_t chunk = n->frame_limit / 2 < SNAPSHOT_CHUNK ? n->frame_limit / 2 : SNAPSHOT_CHUNK;
+        if (len > chunk) {
+            len = chunk;
         }
         hamok_msg m = {.type = HAMOK_MSG_INSTALL_SNAPSHOT, .src = n->self, .dst = s->to};
         m.u.snapshot.term = s->term;
@@ -835,7 +854,13 @@ static hamok_status make_raft(hamok_node *n, bool founder)
     o.heartbeat_ms = n->cfg.heartbeat_ms;
     o.seed = hamok__prng_next(&n->prng);
     o.snapshot_entries = n->cfg.snapshot_entries;
-    o.max_batch_bytes = HAMOK_TRANSPORT_MAX_FRAME / 2;
+    /* A batch of small entries and its per-entry overhead fit in a frame;
+     * one large entry travels alone, up to what a frame holds. */
+    o.max_batch_bytes = n->frame_limit / 2;
+    if (o.max_batch_entries > o.max_batch_bytes / HAMOK_CODEC_ENTRY_OVERHEAD) {
+        o.max_batch_entries = (uint32_t)(o.max_batch_bytes / HAMOK_CODEC_ENTRY_OVERHEAD);
+    }
+    o.max_entry_bytes = n->frame_limit - 1024u;
     hamok_raft *r = NULL;
     hamok_status st = hamok__raft_new(&r, &o);
     if (st != HAMOK_OK) {
@@ -1466,19 +1491,30 @@ static void start_request(hamok_node *n, hamok_req *rq, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Inbound frames */
 
-static void recv_frame(hamok_node *n, uint64_t now, const uint8_t *data, size_t len)
+static void recv_frame(hamok_node *n, uint64_t now, const inbox_item *it)
 {
     hamok_msg m;
     hamok_codec_reject why = HAMOK_REJECT_NONE;
-    hamok_status st = hamok__codec_decode(data, len, n->cfg.cluster, &n->limits, &m, &why);
+    hamok_status st = hamok__codec_decode(it->data, it->len, n->cfg.cluster, &n->limits, &m, &why);
+    bool spoofed = st == HAMOK_OK && it->has_from && !hamok__id_eq(&m.src, &it->from);
     pthread_mutex_lock(&n->state_mu);
     n->stats.frames_received++;
-    if (st != HAMOK_OK) {
+    if (st != HAMOK_OK || spoofed) {
         n->stats.frames_rejected++;
     }
     pthread_mutex_unlock(&n->state_mu);
     if (st != HAMOK_OK) {
         hamok__nlog(n, HAMOK_LOG_DEBUG, "node", "frame rejected: %s", hamok__codec_reject_str(why));
+        return;
+    }
+    if (spoofed) {
+        char claimed[HAMOK_ID_STR_LEN + 1], from[HAMOK_ID_STR_LEN + 1];
+        hamok__id_format(&m.src, claimed);
+        hamok__id_format(&it->from, from);
+        hamok__nlog(n, HAMOK_LOG_WARN, "node",
+                    "frame rejected: it claims to come from %s, the transport says %s", claimed,
+                    from);
+        hamok__msg_clear(&m);
         return;
     }
     if (hamok__id_eq(&m.src, &n->self) || (!m.broadcast && !hamok__id_eq(&m.dst, &n->self))) {
@@ -1642,7 +1678,7 @@ static hamok_status process(hamok_node *n)
         switch (it->kind) {
         case ITEM_FRAME:
             if (!stop_seen) {
-                recv_frame(n, now, it->data, it->len);
+                recv_frame(n, now, it);
             }
             break;
         case ITEM_REQ:
@@ -1653,6 +1689,11 @@ static hamok_status process(hamok_node *n)
             }
             break;
         case ITEM_STOP: stop_seen = true; break;
+        case ITEM_LINK:
+            if (!stop_seen) {
+                link_event(n, it);
+            }
+            break;
         }
         hamok__free(it);
         it = next;
@@ -1765,10 +1806,9 @@ static bool post_item(hamok_node *n, inbox_item *it)
     return true;
 }
 
-static void sink_deliver(hamok_transport_sink *sink, const void *bytes, size_t len)
+static void deliver(hamok_node *n, const hamok_id *from, const void *bytes, size_t len)
 {
-    hamok_node *n = (hamok_node *)((char *)sink - offsetof(hamok_node, sink));
-    if (len == 0 || len > HAMOK_TRANSPORT_MAX_FRAME) {
+    if (len == 0 || len > n->frame_limit) {
         pthread_mutex_lock(&n->state_mu);
         n->stats.frames_rejected++;
         pthread_mutex_unlock(&n->state_mu);
@@ -1780,6 +1820,10 @@ static void sink_deliver(hamok_transport_sink *sink, const void *bytes, size_t l
     }
     it->kind = ITEM_FRAME;
     it->req = NULL;
+    it->has_from = from != NULL;
+    if (from != NULL) {
+        it->from = *from;
+    }
     it->len = len;
     memcpy(it->data, bytes, len);
     if (post_item(n, it)) {
@@ -1790,6 +1834,37 @@ dropped:
     pthread_mutex_lock(&n->state_mu);
     n->stats.frames_dropped++;
     pthread_mutex_unlock(&n->state_mu);
+}
+
+static void sink_deliver(hamok_transport_sink *sink, const void *bytes, size_t len)
+{
+    deliver((hamok_node *)((char *)sink - offsetof(hamok_node, sink)), NULL, bytes, len);
+}
+
+static void sink_deliver_from(hamok_transport_sink *sink, const hamok_id *from, const void *bytes,
+                              size_t len)
+{
+    deliver((hamok_node *)((char *)sink - offsetof(hamok_node, sink)), from, bytes, len);
+}
+
+/* The event fires on the loop thread: the state travels through the inbox. */
+static void sink_link(hamok_transport_sink *sink, hamok_transport_link state, const char *text)
+{
+    hamok_node *n = (hamok_node *)((char *)sink - offsetof(hamok_node, sink));
+    size_t len = text != NULL ? strlen(text) : 0;
+    if (len > 1024) {
+        len = 1024;
+    }
+    inbox_item *it = hamok__calloc(1, sizeof *it + len + 1);
+    if (it == NULL) {
+        return;
+    }
+    it->kind = ITEM_LINK;
+    it->link = state;
+    memcpy(it->data, text != NULL ? text : "", len);
+    if (!post_item(n, it)) {
+        hamok__free(it);
+    }
 }
 
 static void sink_error(hamok_transport_sink *sink, hamok_status st, const char *text)
@@ -1980,7 +2055,8 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
         }
         return HAMOK_ERR_INVALID;
     }
-    if (cfg->peer_timeout_ms != 0 && cfg->peer_timeout_ms < 2u * cfg->election_timeout_ms) {
+    if ((cfg->peer_timeout_ms != 0 && cfg->peer_timeout_ms < 2u * cfg->election_timeout_ms) ||
+        (t->max_frame != 0 && t->max_frame < 64u * 1024u)) {
         t->ops->destroy(t);
         return HAMOK_ERR_INVALID;
     }
@@ -2001,7 +2077,11 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
     }
     hamok__id_format(&n->self, n->self_text);
     t->self = n->self;
+    n->frame_limit = t->max_frame == 0 || t->max_frame > HAMOK_TRANSPORT_MAX_FRAME
+                         ? HAMOK_TRANSPORT_MAX_FRAME
+                         : t->max_frame;
     hamok__codec_limits_default(&n->limits);
+    n->limits.max_frame = n->frame_limit;
     uint64_t seed = 0;
     memcpy(&seed, n->self.b, sizeof seed);
     hamok__prng_seed(&n->prng, seed ^ clock_ms());
@@ -2042,7 +2122,9 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
     n->grid_deadline = UINT64_MAX;
     n->req_check_at = UINT64_MAX;
     n->sink.deliver = sink_deliver;
+    n->sink.deliver_from = sink_deliver_from;
     n->sink.error = sink_error;
+    n->sink.link = sink_link;
     if ((st = t->ops->start(t, &n->sink)) != HAMOK_OK) {
         goto fail;
     }
@@ -2247,6 +2329,22 @@ bool hamok_node_leader_id(const hamok_node *n, hamok_id *out)
     }
     pthread_mutex_unlock(&m->state_mu);
     return r;
+}
+
+uint32_t hamok__node_frame_limit(const hamok_node *n)
+{
+    return n->frame_limit;
+}
+
+const char *hamok_transport_link_str(hamok_transport_link state)
+{
+    switch (state) {
+    case HAMOK_LINK_CONNECTED: return "connected";
+    case HAMOK_LINK_DISCONNECTED: return "disconnected";
+    case HAMOK_LINK_RECONNECTED: return "reconnected";
+    case HAMOK_LINK_CLOSED: return "closed";
+    }
+    return "unknown";
 }
 
 const char *hamok_role_str(hamok_role role)

@@ -1885,8 +1885,9 @@ static hamok_status propose(hamok_raft *r, const hamok_raft_event *ev)
         if (es[i].type != HAMOK_ENTRY_COMMAND && es[i].type != HAMOK_ENTRY_NOOP) {
             return HAMOK_ERR_INVALID;
         }
-        if (es[i].len > r->opt.max_batch_bytes || (es[i].len > 0 && es[i].data == NULL)) {
-            return es[i].len > r->opt.max_batch_bytes ? HAMOK_ERR_TOO_BIG : HAMOK_ERR_INVALID;
+        size_t max = r->opt.max_entry_bytes != 0 ? r->opt.max_entry_bytes : r->opt.max_batch_bytes;
+        if (es[i].len > max || (es[i].len > 0 && es[i].data == NULL)) {
+            return es[i].len > max ? HAMOK_ERR_TOO_BIG : HAMOK_ERR_INVALID;
         }
     }
     uint64_t first = hamok__log_last(&r->log) + 1;

@@ -47,6 +47,8 @@ typedef struct hamok_raft_options {
     uint32_t max_inflight;        /* AppendEntries in flight per follower (pipelining) */
     size_t max_batch_bytes;       /* entry bytes per AppendEntries (keep under the frame limit) */
     uint32_t max_batch_entries;   /* entries per AppendEntries */
+    size_t max_entry_bytes;       /* one proposed entry (0 = max_batch_bytes); an entry
+                                   * larger than max_batch_bytes travels alone */
     bool pre_vote;                /* thesis §9.6; default true */
     bool check_quorum;            /* thesis §6.2; default true */
     uint64_t seed;                /* PRNG seed for election jitter */
