@@ -201,12 +201,12 @@ typedef struct hamok_node_stats {
     size_t members;
     uint64_t frames_sent;
     uint64_t frames_received;
-    uint64_t frames_rejected; /**< malformed, too big, other cluster/version */
-    uint64_t frames_dropped;  /**< inbox full or node stopping */
+    uint64_t frames_rejected;  /**< malformed, too big, other cluster/version */
+    uint64_t frames_dropped;   /**< inbox full or node stopping */
     hamok_transport_link link; /**< last state the transport reported (0: none yet) */
     uint64_t link_changes;     /**< link state changes reported by the transport */
-    uint64_t proposals;       /**< commands proposed by this node */
-    uint64_t elections;       /**< campaigns started by this node */
+    uint64_t proposals;        /**< commands proposed by this node */
+    uint64_t elections;        /**< campaigns started by this node */
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
 } hamok_node_stats;
@@ -235,7 +235,7 @@ typedef struct hamok_node_event {
     hamok_id peer;
     uint64_t commit_index;
     hamok_status status;
-    const char *text; /**< ERROR, TRANSPORT: borrowed for the call (may be NULL) */
+    const char *text;          /**< ERROR, TRANSPORT: borrowed for the call (may be NULL) */
     hamok_transport_link link; /**< TRANSPORT */
 } hamok_node_event;
 

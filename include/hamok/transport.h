@@ -18,8 +18,9 @@
  *    when it returns. Frames addressed to this peer and broadcasts are both
  *    delivered the same way (the frame says which it is). A transport MAY
  *    deliver this peer's own broadcasts back to it; the node ignores them.
- *  - local_endpoint() is valid from the transport's construction (a zmq
- *    transport binds in its constructor, so port 0 is resolved by then).
+ *  - The node fills in `self` and `cluster` of the hamok_transport header
+ *    before start(); local_endpoint() is read after start() returns (a
+ *    transport may resolve it there: a zmq port 0, a NATS subject).
  *  - set_peer() tells the transport the endpoint of a peer it learned through
  *    discovery (a zmq transport connects there; a NATS transport ignores it,
  *    subjects are derived from the id), and forgets the peer when endpoint is
@@ -122,10 +123,13 @@ typedef struct hamok_transport_ops {
 
 /** The header every transport object starts with. `self` is the node's peer
  * id, filled in by hamok_node_new() before start() (transports that route by
- * id, like NATS, read it there). */
+ * id, like NATS, read it there); so is `cluster`. */
 struct hamok_transport {
     const hamok_transport_ops *ops;
     hamok_id self;
+    /** The node's cluster name (NUL-terminated), filled in by
+     * hamok_node_new() before start() (NATS derives its subjects from it). */
+    char cluster[256];
     /** The largest frame this transport carries, set by the transport's
      * constructor (0 = HAMOK_TRANSPORT_MAX_FRAME; larger values are capped
      * there). The node sizes everything it sends to fit: Raft batches and

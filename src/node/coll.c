@@ -41,7 +41,7 @@ struct hamok_queue {
 
 /* Room for a command or a published payload in one frame: the transport's
  * frame limit less the envelope and the message around it. */
-#define FRAME_ROOM(node) ((size_t)hamok__node_frame_limit(node) - 2048u)
+#define FRAME_ROOM(node)   ((size_t)hamok__node_frame_limit(node) - 2048u)
 #define MAX_EMIT_LISTENERS 64
 
 typedef struct emit_listener {
@@ -1385,10 +1385,8 @@ hamok_status hamok_emitter_publish(hamok_emitter *e, const char *event, const vo
     if (n_missing != NULL) {
         *n_missing = 0;
     }
-    if (e == NULL || event == NULL || (payload == NULL && len > 0) ||
-        len > FRAME_ROOM(e->h.node)) {
-        return e != NULL && len > FRAME_ROOM(e->h.node) ? HAMOK_ERR_TOO_BIG
-                                                                    : HAMOK_ERR_INVALID;
+    if (e == NULL || event == NULL || (payload == NULL && len > 0) || len > FRAME_ROOM(e->h.node)) {
+        return e != NULL && len > FRAME_ROOM(e->h.node) ? HAMOK_ERR_TOO_BIG : HAMOK_ERR_INVALID;
     }
     hamok_req *rq = publish_req(e, HAMOK_REQ_PUBLISH, event, payload, len, timeout_ms);
     if (rq == NULL) {
@@ -1417,8 +1415,7 @@ hamok_status hamok_emitter_publish(hamok_emitter *e, const char *event, const vo
 
 bool hamok_emitter_notify(hamok_emitter *e, const char *event, const void *payload, size_t len)
 {
-    if (e == NULL || event == NULL || (payload == NULL && len > 0) ||
-        len > FRAME_ROOM(e->h.node)) {
+    if (e == NULL || event == NULL || (payload == NULL && len > 0) || len > FRAME_ROOM(e->h.node)) {
         return false;
     }
     if (hamok_emitter_subscribers(e, event, NULL, 0) == 0) {

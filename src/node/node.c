@@ -417,8 +417,8 @@ static void link_event(hamok_node *n, const inbox_item *it)
     n->stats.link = it->link;
     n->stats.link_changes++;
     pthread_mutex_unlock(&n->state_mu);
-    hamok_node_event ev = {.type = HAMOK_EVENT_TRANSPORT, .link = it->link,
-                           .text = text[0] != '\0' ? text : NULL};
+    hamok_node_event ev = {
+        .type = HAMOK_EVENT_TRANSPORT, .link = it->link, .text = text[0] != '\0' ? text : NULL};
     emit(n, &ev);
 }
 
@@ -2065,6 +2065,7 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
         t->ops->destroy(t);
         return HAMOK_ERR_NOMEM;
     }
+    bool started = false;
     n->cfg = *cfg;
     n->cfg.storage_dir = NULL;
     n->t = t;
@@ -2107,6 +2108,17 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
         goto fail;
     }
     t->self = n->self;
+    snprintf(t->cluster, sizeof t->cluster, "%s", n->cfg.cluster);
+    /* Inbound frames wait in the inbox until the loop runs. The endpoint is
+     * read after start(): a transport may learn it there. */
+    n->sink.deliver = sink_deliver;
+    n->sink.deliver_from = sink_deliver_from;
+    n->sink.error = sink_error;
+    n->sink.link = sink_link;
+    if ((st = t->ops->start(t, &n->sink)) != HAMOK_OK) {
+        goto fail;
+    }
+    started = true;
     hamok_grid_options go = {
         .self = n->self,
         .endpoint = t->ops->local_endpoint != NULL ? t->ops->local_endpoint(t) : "",
@@ -2121,18 +2133,8 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
     n->raft_deadline = 0;
     n->grid_deadline = UINT64_MAX;
     n->req_check_at = UINT64_MAX;
-    n->sink.deliver = sink_deliver;
-    n->sink.deliver_from = sink_deliver_from;
-    n->sink.error = sink_error;
-    n->sink.link = sink_link;
-    if ((st = t->ops->start(t, &n->sink)) != HAMOK_OK) {
-        goto fail;
-    }
     if (!cfg->embedded) {
         if (pthread_create(&n->thread, NULL, loop_main, n) != 0) {
-            if (t->ops->stop != NULL) {
-                t->ops->stop(t);
-            }
             st = HAMOK_ERR_STATE;
             goto fail;
         }
@@ -2143,6 +2145,9 @@ hamok_status hamok_node_new(hamok_node **out, const hamok_config *cfg, hamok_tra
     *out = n;
     return HAMOK_OK;
 fail:
+    if (started && t->ops->stop != NULL) {
+        t->ops->stop(t);
+    }
     hamok__storage_close(&n->st);
     hamok__raft_destroy(&n->raft);
     hamok__grid_destroy(&n->grid);
