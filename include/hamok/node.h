@@ -189,6 +189,19 @@ typedef struct hamok_peer_info {
  * `out` and returns the number of members (which may exceed cap). */
 HAMOK_API size_t hamok_node_peers(hamok_node *node, hamok_peer_info *out, size_t cap);
 
+/** Why an inbound frame was rejected (hamok_node_stats.frames_rejected_by). */
+typedef enum hamok_frame_reject {
+    HAMOK_FRAME_MALFORMED = 0, /**< not valid msgpack, wrong shape or types */
+    HAMOK_FRAME_TOO_BIG = 1,   /**< over the frame limit or a structural limit */
+    HAMOK_FRAME_VERSION = 2,   /**< unknown protocol version */
+    HAMOK_FRAME_CLUSTER = 3,   /**< another cluster's frame */
+    HAMOK_FRAME_TYPE = 4,      /**< unknown message or entry type */
+    HAMOK_FRAME_SOURCE = 5,    /**< claims another source than the transport authenticated */
+} hamok_frame_reject;
+#define HAMOK_FRAME_REJECT_REASONS 6
+/** Name of a reason ("malformed", "too_big", ...). Thread: any. */
+HAMOK_API const char *hamok_frame_reject_str(hamok_frame_reject reason);
+
 typedef struct hamok_node_stats {
     hamok_role role;
     uint64_t term;
@@ -205,13 +218,50 @@ typedef struct hamok_node_stats {
     uint64_t frames_dropped;   /**< inbox full or node stopping */
     hamok_transport_link link; /**< last state the transport reported (0: none yet) */
     uint64_t link_changes;     /**< link state changes reported by the transport */
-    uint64_t proposals;        /**< commands proposed by this node */
-    uint64_t elections;        /**< campaigns started by this node */
+    uint64_t frames_rejected_by[HAMOK_FRAME_REJECT_REASONS]; /**< frames_rejected by reason */
+    uint64_t leader_changes;      /**< times the known leader changed (to another or to none) */
+    uint64_t proposals_committed; /**< this node's write requests that completed with HAMOK_OK */
+    uint64_t proposals_failed;    /**< ... that completed with an error (timeouts included) */
+    uint64_t proposals;           /**< commands proposed by this node */
+    uint64_t elections;           /**< campaigns started by this node */
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
 } hamok_node_stats;
 /** A consistent copy of the counters. Thread: any. */
 HAMOK_API void hamok_node_stats_get(hamok_node *node, hamok_node_stats *out);
+
+typedef enum hamok_coll_kind {
+    HAMOK_COLL_MAP = 1,
+    HAMOK_COLL_RECORD = 2,
+    HAMOK_COLL_QUEUE = 3,
+    HAMOK_COLL_EMITTER = 4,
+    HAMOK_COLL_REMOTE_MAP = 5,
+} hamok_coll_kind;
+/** "map", "record", "queue", "emitter", "remote_map". Thread: any. */
+HAMOK_API const char *hamok_coll_kind_str(hamok_coll_kind kind);
+
+typedef struct hamok_coll_info {
+    hamok_coll_kind kind;
+    char name[256]; /**< NUL-terminated (names are 1..255 bytes; a NUL inside is kept) */
+    size_t name_len;
+    size_t entries; /**< map/record: entries, queue: items, emitter: subscriptions */
+} hamok_coll_info;
+
+/** The collections this peer holds (every collection of the cluster that has
+ * seen a write: DESIGN decision 7), in creation order. Writes up to `cap`
+ * entries and returns how many there are. Thread: any. */
+HAMOK_API size_t hamok_node_collections(hamok_node *node, hamok_coll_info *out, size_t cap);
+
+/** Render the node's metrics in the Prometheus text exposition format
+ * (version 0.0.4) into `buf` (NUL-terminated when cap > 0), like snprintf:
+ * returns the length of the whole text, so a return >= cap means the text
+ * was cut; call again with a larger buffer. Families (all prefixed
+ * `hamok_`): node info, role, term, is_leader, leader_changes_total,
+ * commit/applied/last log/snapshot index, members, peer lag (leader only),
+ * proposals committed/failed, frames sent/received/dropped and rejected by
+ * reason, elections, snapshots taken/installed, transport link, and the
+ * entries of every collection. Thread: any. */
+HAMOK_API size_t hamok_node_metrics(hamok_node *node, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* Events (fire on the loop thread) */

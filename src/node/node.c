@@ -234,6 +234,15 @@ static void req_complete(hamok_node *n, hamok_req *rq, hamok_status st, const ui
         return;
     }
     rq->completed = true;
+    if (n != NULL && rq->type == HAMOK_REQ_SUBMIT) {
+        pthread_mutex_lock(&n->state_mu);
+        if (st == HAMOK_OK) {
+            n->stats.proposals_committed++;
+        } else {
+            n->stats.proposals_failed++;
+        }
+        pthread_mutex_unlock(&n->state_mu);
+    }
     if (rq->w != NULL) {
         hamok_waiter *w = rq->w;
         pthread_mutex_lock(&w->mu);
@@ -1491,6 +1500,17 @@ static void start_request(hamok_node *n, hamok_req *rq, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Inbound frames */
 
+static hamok_frame_reject reject_reason(hamok_codec_reject why)
+{
+    switch (why) {
+    case HAMOK_REJECT_TOO_BIG: return HAMOK_FRAME_TOO_BIG;
+    case HAMOK_REJECT_VERSION: return HAMOK_FRAME_VERSION;
+    case HAMOK_REJECT_CLUSTER: return HAMOK_FRAME_CLUSTER;
+    case HAMOK_REJECT_TYPE: return HAMOK_FRAME_TYPE;
+    default: return HAMOK_FRAME_MALFORMED;
+    }
+}
+
 static void recv_frame(hamok_node *n, uint64_t now, const inbox_item *it)
 {
     hamok_msg m;
@@ -1501,6 +1521,7 @@ static void recv_frame(hamok_node *n, uint64_t now, const inbox_item *it)
     n->stats.frames_received++;
     if (st != HAMOK_OK || spoofed) {
         n->stats.frames_rejected++;
+        n->stats.frames_rejected_by[spoofed ? HAMOK_FRAME_SOURCE : reject_reason(why)]++;
     }
     pthread_mutex_unlock(&n->state_mu);
     if (st != HAMOK_OK) {
@@ -1508,12 +1529,16 @@ static void recv_frame(hamok_node *n, uint64_t now, const inbox_item *it)
         return;
     }
     if (spoofed) {
+        /* A flood must not flood the log: warn at the 1st, 2nd, 4th, 8th... */
+        uint64_t k = n->stats.frames_rejected_by[HAMOK_FRAME_SOURCE];
+        hamok_log_level lv = (k & (k - 1)) == 0 ? HAMOK_LOG_WARN : HAMOK_LOG_DEBUG;
         char claimed[HAMOK_ID_STR_LEN + 1], from[HAMOK_ID_STR_LEN + 1];
         hamok__id_format(&m.src, claimed);
         hamok__id_format(&it->from, from);
-        hamok__nlog(n, HAMOK_LOG_WARN, "node",
-                    "frame rejected: it claims to come from %s, the transport says %s", claimed,
-                    from);
+        hamok__nlog(n, lv, "node",
+                    "frame rejected: it claims to come from %s, the transport says %s (%" PRIu64
+                    " so far)",
+                    claimed, from, k);
         hamok__msg_clear(&m);
         return;
     }
@@ -1591,6 +1616,9 @@ static void after_turn(hamok_node *n, uint64_t now)
     if (hl != n->last_has_leader || (hl && !hamok__id_eq(&leader, &n->last_leader))) {
         n->last_has_leader = hl;
         n->last_leader = leader;
+        pthread_mutex_lock(&n->state_mu);
+        n->stats.leader_changes++;
+        pthread_mutex_unlock(&n->state_mu);
         char text[HAMOK_ID_STR_LEN + 1] = "none";
         if (hl) {
             hamok__id_format(&leader, text);
@@ -1639,6 +1667,9 @@ static void after_turn(hamok_node *n, uint64_t now)
         p->is_leader = hl && hamok__id_eq(&ms[i].id, &leader);
         snprintf(p->endpoint, sizeof p->endpoint, "%s",
                  ms[i].endpoint != NULL ? ms[i].endpoint : "");
+        if (role == HAMOK_ROLE_LEADER) {
+            hamok__raft_match(n->raft, &p->id, &p->match_index);
+        }
         if (role == HAMOK_ROLE_LEADER && !p->is_self) {
             uint64_t s = hamok__grid_silence(n->grid, &p->id, now);
             p->last_seen_ms = s == UINT64_MAX ? 0 : s;
@@ -1811,6 +1842,7 @@ static void deliver(hamok_node *n, const hamok_id *from, const void *bytes, size
     if (len == 0 || len > n->frame_limit) {
         pthread_mutex_lock(&n->state_mu);
         n->stats.frames_rejected++;
+        n->stats.frames_rejected_by[len == 0 ? HAMOK_FRAME_MALFORMED : HAMOK_FRAME_TOO_BIG]++;
         pthread_mutex_unlock(&n->state_mu);
         return;
     }
@@ -2339,6 +2371,66 @@ bool hamok_node_leader_id(const hamok_node *n, hamok_id *out)
 uint32_t hamok__node_frame_limit(const hamok_node *n)
 {
     return n->frame_limit;
+}
+
+const char *hamok__node_cluster(const hamok_node *n)
+{
+    return n->cfg.cluster;
+}
+
+const char *hamok__node_transport_name(const hamok_node *n)
+{
+    return n->t->ops->name != NULL ? n->t->ops->name : "";
+}
+
+const char *hamok_frame_reject_str(hamok_frame_reject reason)
+{
+    switch (reason) {
+    case HAMOK_FRAME_MALFORMED: return "malformed";
+    case HAMOK_FRAME_TOO_BIG: return "too_big";
+    case HAMOK_FRAME_VERSION: return "version";
+    case HAMOK_FRAME_CLUSTER: return "cluster";
+    case HAMOK_FRAME_TYPE: return "type";
+    case HAMOK_FRAME_SOURCE: return "source";
+    }
+    return "unknown";
+}
+
+const char *hamok_coll_kind_str(hamok_coll_kind kind)
+{
+    switch (kind) {
+    case HAMOK_COLL_MAP: return "map";
+    case HAMOK_COLL_RECORD: return "record";
+    case HAMOK_COLL_QUEUE: return "queue";
+    case HAMOK_COLL_EMITTER: return "emitter";
+    case HAMOK_COLL_REMOTE_MAP: return "remote_map";
+    }
+    return "unknown";
+}
+
+size_t hamok_node_collections(hamok_node *n, hamok_coll_info *out, size_t cap)
+{
+    if (n == NULL) {
+        return 0;
+    }
+    size_t k = 0, cursor = 0;
+    const hamok_coll *c;
+    hamok__node_read_lock(n);
+    while (hamok__registry_next_coll(n->reg, &cursor, &c)) {
+        if (out != NULL && k < cap) {
+            hamok_coll_info *ci = &out[k];
+            size_t len;
+            const uint8_t *name = hamok__coll_name(c, &len);
+            ci->kind = (hamok_coll_kind)hamok__coll_kind(c);
+            ci->name_len = len < sizeof ci->name ? len : sizeof ci->name - 1;
+            memcpy(ci->name, name, ci->name_len);
+            ci->name[ci->name_len] = '\0';
+            ci->entries = hamok__coll_size(c);
+        }
+        k++;
+    }
+    hamok__node_read_unlock(n);
+    return k;
 }
 
 const char *hamok_transport_link_str(hamok_transport_link state)

@@ -127,6 +127,9 @@ uint32_t hamok__node_request_timeout(const hamok_node *n);
 hamok_id hamok__node_self(const hamok_node *n);
 /* The transport's frame limit (bytes). Thread: any. */
 uint32_t hamok__node_frame_limit(const hamok_node *n);
+/* The cluster name and the transport's name (borrowed, for the node's life). */
+const char *hamok__node_cluster(const hamok_node *n);
+const char *hamok__node_transport_name(const hamok_node *n);
 /* Register / unregister a handle for event dispatch (loop thread or under
  * the handles lock; see coll.c). */
 hamok_status hamok__node_add_handle(hamok_node *n, hamok_handle *h);

@@ -2360,3 +2360,17 @@ uint64_t hamok__raft_snapshot_index(const hamok_raft *r, uint64_t *term)
     }
     return r->snapshot_index;
 }
+
+bool hamok__raft_match(const hamok_raft *r, const hamok_id *peer, uint64_t *match)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return false;
+    }
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (hamok__id_eq(&r->prs[i].id, peer)) {
+            *match = r->prs[i].is_self ? hamok__log_last(&r->log) : r->prs[i].match;
+            return true;
+        }
+    }
+    return false;
+}

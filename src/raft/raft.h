@@ -307,6 +307,9 @@ const hamok_member *hamok__raft_config_at(const hamok_raft *r, uint64_t index, s
 uint64_t hamok__raft_snapshot_index(const hamok_raft *r, uint64_t *term);
 /* The configuration in force (borrowed until the next step) and its index. */
 const hamok_member *hamok__raft_members(const hamok_raft *r, size_t *n, uint64_t *index);
+/* On a leader: the highest index known replicated on `peer` (false when not
+ * leader or `peer` is no member). */
+bool hamok__raft_match(const hamok_raft *r, const hamok_id *peer, uint64_t *match);
 
 #ifdef HAMOK_RAFT_TESTING
 /* Test-only fault injection: compiled only into the test build of the core

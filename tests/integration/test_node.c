@@ -707,6 +707,304 @@ static void test_misuse(void **state)
     cluster_stop(&c);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Metrics, statistics and the collections list. */
+
+typedef struct leader_ctx {
+    cluster *c;
+} leader_ctx;
+
+static bool has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = strstr(text, line); p != NULL; p = strstr(p + 1, line)) {
+        if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Every line is a comment or `name{labels} value` with a numeric value. */
+static void assert_exposition_format(const char *text)
+{
+    const char *p = text;
+    while (*p != '\0') {
+        const char *e = strchr(p, '\n');
+        assert_non_null(e); /* every line ends with a newline */
+        if (*p != '#') {
+            const char *sp = memchr(p, ' ', (size_t)(e - p));
+            assert_non_null(sp);
+            assert_true(strncmp(p, "hamok_", 6) == 0);
+            char *end = NULL;
+            (void)strtod(sp + 1, &end);
+            assert_ptr_equal(end, e);
+        }
+        p = e + 1;
+    }
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    cluster c;
+    cluster_start(&c, 3);
+    agree_ctx a = {&c, 3};
+    assert_true(wait_for(agree, &a, WAIT_MS));
+    hamok_map *m;
+    assert_int_equal(hamok_map_open(c.nodes[1], "orders", &m), HAMOK_OK);
+    for (int i = 0; i < 5; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i);
+        assert_int_equal(hamok_map_set_str(m, k, "v", NULL, WAIT_MS), HAMOK_OK);
+    }
+    /* A value larger than half a frame travels as one entry of its own. */
+    size_t big = 900u * 1024u;
+    char *buf = calloc(1, big);
+    assert_non_null(buf);
+    assert_int_equal(hamok_map_set(m, "big", 3, buf, big, NULL, WAIT_MS), HAMOK_OK);
+    free(buf);
+    hamok_node_stats st;
+    hamok_node_stats_get(c.nodes[1], &st);
+    assert_int_equal(st.proposals_committed, 6);
+    assert_int_equal(st.proposals_failed, 0);
+    assert_true(st.leader_changes >= 1);
+
+    hamok_coll_info ci[4];
+    assert_int_equal(hamok_node_sync(c.nodes[2], WAIT_MS), HAMOK_OK);
+    assert_int_equal(hamok_node_collections(c.nodes[2], ci, 4), 1);
+    assert_int_equal(ci[0].kind, HAMOK_COLL_MAP);
+    assert_string_equal(ci[0].name, "orders");
+    assert_int_equal(ci[0].entries, 6);
+
+    size_t li = leader_of(&c);
+    assert_true(li < 3);
+    /* The leader's mirror of match indexes is refreshed each loop turn. */
+    assert_int_equal(hamok_node_sync(c.nodes[li], WAIT_MS), HAMOK_OK);
+    size_t need = hamok_node_metrics(c.nodes[li], NULL, 0);
+    assert_true(need > 0);
+    char *text = malloc(need + 1);
+    assert_non_null(text);
+    assert_int_equal(hamok_node_metrics(c.nodes[li], text, need + 1), need);
+    assert_int_equal(strlen(text), need);
+    assert_exposition_format(text);
+    assert_true(has_line(text, "hamok_is_leader 1"));
+    assert_true(has_line(text, "hamok_role{role=\"leader\"} 1"));
+    assert_true(has_line(text, "hamok_members 3"));
+    assert_true(has_line(text, "hamok_collection_entries{kind=\"map\",name=\"orders\"} 6"));
+    assert_true(has_line(text, "hamok_frames_rejected_total{reason=\"malformed\"} 0"));
+    size_t lag_lines = 0;
+    for (const char *p = strstr(text, "\nhamok_peer_lag_entries{"); p != NULL;
+         p = strstr(p + 1, "\nhamok_peer_lag_entries{")) {
+        lag_lines++;
+    }
+    assert_int_equal(lag_lines, 3);
+    /* Cut like snprintf: same length reported, NUL-terminated, prefix kept. */
+    char small[64];
+    assert_int_equal(hamok_node_metrics(c.nodes[li], small, sizeof small), need);
+    assert_int_equal(strlen(small), sizeof small - 1);
+    assert_memory_equal(small, text, sizeof small - 1);
+    free(text);
+    /* On a follower: no per-peer lag. */
+    size_t fi = (li + 1) % 3;
+    char *ft = malloc(1u << 16);
+    assert_non_null(ft);
+    assert_true(hamok_node_metrics(c.nodes[fi], ft, 1u << 16) < (1u << 16));
+    assert_true(has_line(ft, "hamok_is_leader 0"));
+    assert_null(strstr(ft, "hamok_peer_lag_entries{"));
+    free(ft);
+    hamok_map_close(&m);
+    cluster_stop(&c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A transport that knows who sent each frame (deliver_from) and reports its
+ * link: two taps wired to each other; a spoofing tap names another sender. */
+
+typedef struct tap {
+    hamok_transport base;
+    hamok_transport_sink *sink;
+    struct tap *other;
+    pthread_mutex_t *mu;
+    bool spoof;
+    hamok_id fake;
+} tap;
+
+static hamok_status tap_start(hamok_transport *t, hamok_transport_sink *sink)
+{
+    tap *p = (tap *)t;
+    pthread_mutex_lock(p->mu);
+    p->sink = sink;
+    pthread_mutex_unlock(p->mu);
+    sink->link(sink, HAMOK_LINK_CONNECTED, "tap wired");
+    return HAMOK_OK;
+}
+
+static hamok_status tap_send(hamok_transport *t, const hamok_id *to, const void *b, size_t len)
+{
+    (void)to;
+    tap *p = (tap *)t;
+    pthread_mutex_lock(p->mu);
+    hamok_transport_sink *s = p->other != NULL ? p->other->sink : NULL;
+    if (s != NULL) {
+        s->deliver_from(s, p->spoof ? &p->fake : &p->base.self, b, len);
+    }
+    pthread_mutex_unlock(p->mu);
+    return HAMOK_OK;
+}
+
+static const char *tap_endpoint(hamok_transport *t)
+{
+    (void)t;
+    return "tap";
+}
+
+static void tap_stop(hamok_transport *t)
+{
+    tap *p = (tap *)t;
+    pthread_mutex_lock(p->mu);
+    p->sink = NULL;
+    if (p->other != NULL) {
+        p->other->other = NULL;
+    }
+    p->other = NULL;
+    pthread_mutex_unlock(p->mu);
+}
+
+static void tap_destroy(hamok_transport *t)
+{
+    free(t);
+}
+
+static const hamok_transport_ops tap_ops = {
+    .abi = HAMOK_TRANSPORT_ABI,
+    .name = "tap",
+    .start = tap_start,
+    .send = tap_send,
+    .local_endpoint = tap_endpoint,
+    .stop = tap_stop,
+    .destroy = tap_destroy,
+};
+
+typedef struct link_seen {
+    atomic_int connected;
+} link_seen;
+
+static void on_link(void *ud, const hamok_node_event *ev)
+{
+    link_seen *l = ud;
+    if (ev->type == HAMOK_EVENT_TRANSPORT && ev->link == HAMOK_LINK_CONNECTED && ev->text != NULL &&
+        strcmp(ev->text, "tap wired") == 0) {
+        atomic_fetch_add(&l->connected, 1);
+    }
+}
+
+static bool link_connected(void *ud)
+{
+    return atomic_load(&((link_seen *)ud)->connected) > 0;
+}
+
+typedef struct rejected_ctx {
+    hamok_node *n;
+} rejected_ctx;
+
+static bool source_rejected(void *ud)
+{
+    hamok_node_stats st;
+    hamok_node_stats_get(((rejected_ctx *)ud)->n, &st);
+    return st.frames_rejected_by[HAMOK_FRAME_SOURCE] > 0;
+}
+
+static bool link_stat_connected(void *ud)
+{
+    hamok_node_stats st;
+    hamok_node_stats_get(((rejected_ctx *)ud)->n, &st);
+    return st.link == HAMOK_LINK_CONNECTED && st.link_changes == 1;
+}
+
+static hamok_node *tap_node(tap *t, bool embedded)
+{
+    hamok_config *cfg;
+    assert_int_equal(hamok_config_new(&cfg), HAMOK_OK);
+    assert_int_equal(hamok_config_set_cluster(cfg, "tap"), HAMOK_OK);
+    assert_int_equal(hamok_config_set_timing(cfg, 150, 30), HAMOK_OK);
+    assert_int_equal(hamok_config_set_bootstrap_expect(cfg, 2), HAMOK_OK);
+    assert_int_equal(hamok_config_set_embedded(cfg, embedded), HAMOK_OK);
+    hamok_transport *tt = &t->base;
+    hamok_node *n;
+    assert_int_equal(hamok_node_new(&n, cfg, &tt), HAMOK_OK);
+    hamok_config_destroy(&cfg);
+    return n;
+}
+
+static void run_taps(bool spoof)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    tap *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    a->base.ops = b->base.ops = &tap_ops;
+    a->mu = b->mu = &mu;
+    a->other = b;
+    b->other = a;
+    b->spoof = spoof;
+    memset(b->fake.b, 0x5a, sizeof b->fake.b);
+    hamok_node *na = tap_node(a, false);
+    hamok_node *nb = tap_node(b, false);
+    /* The event may fire before the listener is added; the stats keep the
+     * last state either way. */
+    rejected_ctx lc = {na};
+    assert_true(wait_for(link_stat_connected, &lc, WAIT_MS));
+    hamok_node_stats st;
+    hamok_node_join_async(na, 3000, NULL, NULL);
+    hamok_node_join_async(nb, 3000, NULL, NULL);
+    if (spoof) {
+        rejected_ctx rc = {na};
+        assert_true(wait_for(source_rejected, &rc, WAIT_MS));
+        /* b never speaks for itself, so a never counts it: no cluster of 2. */
+        assert_int_equal(hamok_node_join(na, 600), HAMOK_ERR_TIMEOUT);
+        hamok_node_stats_get(nb, &st);
+        assert_int_equal(st.frames_rejected_by[HAMOK_FRAME_SOURCE], 0);
+    } else {
+        assert_int_equal(hamok_node_join(na, WAIT_MS), HAMOK_OK);
+        assert_int_equal(hamok_node_join(nb, WAIT_MS), HAMOK_OK);
+        hamok_node_stats_get(na, &st);
+        assert_int_equal(st.frames_rejected_by[HAMOK_FRAME_SOURCE], 0);
+        assert_int_equal(st.members, 2);
+    }
+    hamok_node_destroy(&na);
+    hamok_node_destroy(&nb);
+}
+
+static void test_authenticated_source(void **state)
+{
+    (void)state;
+    run_taps(false);
+    run_taps(true);
+}
+
+/* The link state reaches listeners as an event, on the loop thread. */
+static void test_link_event(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    tap *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    a->base.ops = &tap_ops;
+    a->mu = &mu;
+    hamok_node *n = tap_node(a, true); /* embedded: nothing runs until process() */
+    link_seen ls;
+    atomic_init(&ls.connected, 0);
+    assert_int_equal(hamok_node_on(n, on_link, &ls), HAMOK_OK);
+    assert_false(link_connected(&ls));
+    assert_int_equal(hamok_node_process(n), HAMOK_OK);
+    assert_int_equal(atomic_load(&ls.connected), 1);
+    hamok_node_stats st;
+    hamok_node_stats_get(n, &st);
+    assert_int_equal(st.link, HAMOK_LINK_CONNECTED);
+    hamok_node_destroy(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,6 +1013,8 @@ int main(void)
         cmocka_unit_test(test_embedded),        cmocka_unit_test(test_queue),
         cmocka_unit_test(test_record),          cmocka_unit_test(test_emitter),
         cmocka_unit_test(test_durable_restart), cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_authenticated_source),
+        cmocka_unit_test(test_link_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
