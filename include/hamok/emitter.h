@@ -103,6 +103,15 @@ typedef struct hamok_sub_event {
 } hamok_sub_event;
 
 typedef void (*hamok_sub_event_fn)(void *ud, const hamok_sub_event *ev);
+
+/** Local read of the whole subscription table, by event then subscription
+ * order: `fn` gets each subscription as a hamok_sub_event of type
+ * HAMOK_SUB_ADDED (no old metadata; pointers borrowed for the call) and
+ * returns false to stop. Runs under the node's read lock: `fn` must not call
+ * Hamok writes. HAMOK_OK, HAMOK_ERR_INVALID. Thread: any. */
+HAMOK_API hamok_status hamok_emitter_foreach(hamok_emitter *e,
+                                             bool (*fn)(void *ud, const hamok_sub_event *sub),
+                                             void *ud);
 /** Changes of the subscription table (on every peer, in log order). */
 HAMOK_API hamok_status hamok_emitter_on_subscriptions(hamok_emitter *e, hamok_sub_event_fn fn,
                                                       void *ud);

@@ -1429,6 +1429,32 @@ bool hamok_emitter_notify(hamok_emitter *e, const char *event, const void *paylo
     return true;
 }
 
+hamok_status hamok_emitter_foreach(hamok_emitter *e,
+                                   bool (*fn)(void *ud, const hamok_sub_event *sub), void *ud)
+{
+    if (e == NULL || fn == NULL) {
+        return HAMOK_ERR_INVALID;
+    }
+    hamok__node_read_lock(e->h.node);
+    const hamok_coll *c = handle_coll(&e->h);
+    size_t cursor = 0;
+    hamok_coll_view v;
+    while (c != NULL && hamok__coll_next(c, &cursor, &v)) {
+        hamok_sub_event s = {.type = HAMOK_SUB_ADDED,
+                             .event = v.key,
+                             .event_len = v.key_len,
+                             .peer = v.peer,
+                             .has_meta = v.has_value,
+                             .meta = v.value,
+                             .meta_len = v.value_len};
+        if (!fn(ud, &s)) {
+            break;
+        }
+    }
+    hamok__node_read_unlock(e->h.node);
+    return HAMOK_OK;
+}
+
 size_t hamok_emitter_subscribers(hamok_emitter *e, const char *event, hamok_id *out, size_t cap)
 {
     if (e == NULL || event == NULL) {

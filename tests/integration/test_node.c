@@ -527,6 +527,23 @@ static bool subs_are(void *ud)
     return hamok_emitter_subscribers(s->e, "msg", NULL, 0) == s->want;
 }
 
+typedef struct sub_tally {
+    int n;
+    int with_meta_m0;
+} sub_tally;
+
+static bool tally_sub(void *ud, const hamok_sub_event *sub)
+{
+    sub_tally *t = ud;
+    assert_int_equal(sub->event_len, 3);
+    assert_memory_equal(sub->event, "msg", 3);
+    t->n++;
+    if (sub->has_meta && sub->meta_len == 2 && memcmp(sub->meta, "m0", 2) == 0) {
+        t->with_meta_m0++;
+    }
+    return true;
+}
+
 static void test_emitter(void **state)
 {
     (void)state;
@@ -551,6 +568,10 @@ static void test_emitter(void **state)
     assert_int_equal(nd, 0);
     subs_ctx sc = {es[2], 2};
     assert_true(wait_for(subs_are, &sc, WAIT_MS));
+    sub_tally tally = {0};
+    assert_int_equal(hamok_emitter_foreach(es[2], tally_sub, &tally), HAMOK_OK);
+    assert_int_equal(tally.n, 2);
+    assert_int_equal(tally.with_meta_m0, 1);
     hamok_id delivered[3];
     assert_int_equal(hamok_emitter_publish(es[2], "msg", "hello", 5, delivered, 3, &nd, &nm, 5000),
                      HAMOK_OK);
