@@ -17,6 +17,8 @@ packages=(
     libzmq3-dev libczmq-dev libnats-dev nats-server
     # remote map backend examples and tests
     libhiredis-dev redis-server
+    # hamokctl: HTTP server, JSON, HTTP client
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
 )
 
 check_only=0
