@@ -17,8 +17,8 @@ packages=(
     libzmq3-dev libczmq-dev libnats-dev nats-server
     # remote map backend examples and tests
     libhiredis-dev redis-server
-    # hamokctl: HTTP server, JSON, HTTP client
-    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+    # hamokctl: HTTP server, JSON, HTTP client; jq for the demo script
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev jq curl
 )
 
 check_only=0
