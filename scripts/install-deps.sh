@@ -19,6 +19,8 @@ packages=(
     libhiredis-dev redis-server
     # hamokctl: HTTP server, JSON, HTTP client; jq for the demo script
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev jq curl
+    # validation of the compose files in docker/ (no Docker engine needed)
+    docker-compose
 )
 
 check_only=0
