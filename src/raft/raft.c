@@ -897,9 +897,32 @@ static size_t count_votes(const hamok_raft *r, vote_state v)
 /* §5.2 election; thesis §9.6 pre-vote: a pre-candidate asks whether it could
  * win in term+1 without touching its own term, so a node that was cut off
  * cannot inflate terms and depose a healthy leader when it returns. */
+/* This server is a voter of configuration c. */
+static bool self_voter_in(const hamok_raft *r, const cfg_version *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (hamok__id_eq(&c->members[i].id, &r->opt.self)) {
+            return c->members[i].role == HAMOK_MEMBER_VOTER;
+        }
+    }
+    return false;
+}
+
 static void campaign(hamok_raft *r, bool pre, bool transfer)
 {
-    if (!is_voter(r)) {
+    /* Thesis §4.2.2: a server that is no voter of its latest configuration
+     * still campaigns while that configuration is not known committed and it
+     * was a voter of the one before: it may still be needed (it can hold the
+     * only copy of the entry that removed it, and the others may need its
+     * vote). Its own vote does not count (it is not a voter in prs); it asks
+     * the voters of its latest configuration, and once elected it commits
+     * the entry and steps down (after_step). Once the removal is committed a
+     * majority of the new voters holds it, and they ignore a non-member's
+     * requests (recv_vote_request), so a removed server cannot be elected
+     * again, even after a restart made it forget the commit index. */
+    bool removed_pending = r->n_cfgs >= 2 && cur_cfg(r)->index > r->commit &&
+                           self_voter_in(r, &r->cfgs[r->n_cfgs - 2]);
+    if (!is_voter(r) && !removed_pending) {
         reset_election_timer(r);
         return;
     }
@@ -1264,9 +1287,16 @@ static void recv_vote_request(hamok_raft *r, const hamok_msg *m)
 {
     bool pre = m->type == HAMOK_MSG_PREVOTE_REQUEST;
     const hamok_msg_vote *v = &m->u.vote;
+    /* Answer every member of our configuration, learners included: after a
+     * promotion we have not received, the promoted server may hold the most
+     * up-to-date log and need our vote (a learner only campaigns once its
+     * own log makes it a voter). Ignore non-members: a server whose removal
+     * we hold must not win (together with the self-removal rule in
+     * campaign(), a removed server that lost track of the commit would
+     * otherwise be re-elected; thesis §4.2.3). */
     const progress *cand = find_pr(r, &m->src);
-    if (cand == NULL || !cand->voter) {
-        return; /* not a voter of our configuration */
+    if (cand == NULL) {
+        return;
     }
     uint64_t my_last = hamok__log_last(&r->log);
     uint64_t my_last_term = hamok__log_last_term(&r->log);
