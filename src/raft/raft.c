@@ -842,6 +842,36 @@ static hamok_status append_local(hamok_raft *r, const hamok_entry *entries, size
     return HAMOK_OK;
 }
 
+/* Append a CONFIG entry of the current term carrying `ms` (owned) and make
+ * it the configuration in force. On error nothing is appended. */
+static hamok_status append_config(hamok_raft *r, hamok_member *ms, size_t n)
+{
+    hamok_buf buf = HAMOK_BUF_INIT;
+    hamok_status st = hamok__codec_encode_config(ms, n, &buf);
+    if (st != HAMOK_OK) {
+        hamok__members_free(ms, n);
+        hamok__buf_free(&buf);
+        return st;
+    }
+    hamok_entry e = {0};
+    e.type = HAMOK_ENTRY_CONFIG;
+    e.data = buf.data;
+    e.len = buf.len;
+    uint64_t index = hamok__log_last(&r->log) + 1;
+    st = append_local(r, &e, 1);
+    hamok__buf_free(&buf);
+    if (st != HAMOK_OK) {
+        hamok__members_free(ms, n);
+        return st;
+    }
+    st = cfg_push(r, index, ms, n);
+    if (st != HAMOK_OK) {
+        hamok__log_truncate(&r->log, index); /* keep log and configuration in step */
+        return st;
+    }
+    return HAMOK_OK;
+}
+
 static void become_leader(hamok_raft *r)
 {
     r->role = HAMOK_RAFT_LEADER;
@@ -862,10 +892,23 @@ static void become_leader(hamok_raft *r)
     r->read_ctx = 0;
     r->transferring = false;
     /* §8 / thesis §6.4: a no-op of the new term lets the leader learn which
-     * entries are committed (it may commit only entries of its own term). */
-    hamok_entry noop = {0};
-    noop.type = HAMOK_ENTRY_NOOP;
-    (void)append_local(r, &noop, 1); /* on NOMEM the next proposal does the job */
+     * entries are committed (it may commit only entries of its own term).
+     * While the configuration in force is still the bootstrap one (no CONFIG
+     * entry in the log, no snapshot), the entry of the new term is instead a
+     * CONFIG entry carrying it: from then on every log and every snapshot
+     * holds its configuration, also on peers that join and learn the log
+     * from index 1 (etcd and LogCabin write the bootstrap configuration into
+     * the log the same way). It serves as the no-op. */
+    bool appended = false;
+    if (cur_cfg(r)->index == 0) {
+        hamok_member *ms = members_dup(cur_cfg(r)->members, cur_cfg(r)->n, 0);
+        appended = ms != NULL && append_config(r, ms, cur_cfg(r)->n) == HAMOK_OK;
+    }
+    if (!appended) {
+        hamok_entry noop = {0};
+        noop.type = HAMOK_ENTRY_NOOP;
+        (void)append_local(r, &noop, 1); /* on NOMEM the next proposal does the job */
+    }
     for (size_t i = 0; i < r->n_prs; i++) {
         if (!r->prs[i].is_self) {
             send_append(r, &r->prs[i], true);
@@ -2031,27 +2074,9 @@ static hamok_status change(hamok_raft *r, hamok_raft_change_op op, const hamok_i
         break;
     default: return HAMOK_ERR_INVALID;
     }
-    hamok_buf buf = HAMOK_BUF_INIT;
-    hamok_status st = hamok__codec_encode_config(ms, n, &buf);
-    if (st != HAMOK_OK) {
-        hamok__members_free(ms, n);
-        hamok__buf_free(&buf);
-        return st;
-    }
-    hamok_entry e = {0};
-    e.type = HAMOK_ENTRY_CONFIG;
-    e.data = buf.data;
-    e.len = buf.len;
     uint64_t index = hamok__log_last(&r->log) + 1;
-    st = append_local(r, &e, 1);
-    hamok__buf_free(&buf);
+    hamok_status st = append_config(r, ms, n);
     if (st != HAMOK_OK) {
-        hamok__members_free(ms, n);
-        return st;
-    }
-    st = cfg_push(r, index, ms, n);
-    if (st != HAMOK_OK) {
-        hamok__log_truncate(&r->log, index); /* keep log and configuration in step */
         return st;
     }
     r->proposed_index = index;

@@ -2461,7 +2461,6 @@ hamok_sim *hamok_sim_new(const hamok_sim_config *c)
         free(s);
         return NULL;
     }
-    hamok_chk_allow_empty_boot_snapshot(s->chk, c->avoid_known_bugs);
     if (s->cfg.chunk_bytes == 0) {
         s->cfg.chunk_bytes = 512;
     }
