@@ -1644,11 +1644,9 @@ static void install_snapshot(hamok_raft *r)
     if (hamok__log_term(&r->log, index, &t) && t == term) {
         hamok__log_compact(&r->log, index);
     } else {
-        uint64_t first = hamok__log_first(&r->log);
-        if (hamok__log_last(&r->log) >= first &&
-            (r->truncate_from == 0 || r->truncate_from > first)) {
-            r->truncate_from = first;
-        }
+        /* The whole log goes. That is part of what snapshot_installed tells
+         * the caller (raft.h), not a truncation: truncate_from stays 0 (a
+         * storage refuses to truncate at or below its snapshot). */
         hamok__log_reset(&r->log, index, term);
         r->persist_from = 0;
         r->persisted = index;
