@@ -759,8 +759,7 @@ static void handle_update(hamok_node *n, const hamok_raft_update *u)
     if (n->st != NULL) {
         hamok_status st = HAMOK_OK;
         uint64_t now = clock_ms();
-        if (u->truncate_from != 0 &&
-            !(u->snapshot_installed && u->truncate_from <= u->installed_index)) {
+        if (u->truncate_from != 0) { /* never at or below a snapshot (raft.h) */
             st = hamok__storage_truncate(n->st, u->truncate_from, now);
         }
         if (st == HAMOK_OK && u->n_persist > 0) {
