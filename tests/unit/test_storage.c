@@ -962,6 +962,49 @@ static void corrupt_hardstate_and_id_refused(void **state)
     rm_rf(work);
 }
 
+/* The client sequence floor (client-seq): durable, only grows, absent = 0,
+ * every flipped bit and a short file refused, a leftover temp file removed. */
+static void client_seq_floor(void **state)
+{
+    fixture *f = *state;
+    hamok_storage_recovered rec;
+    hamok_storage *s = open_ok(f->dir, NULL, ID_A, &rec);
+    assert_int_equal(rec.seq_floor, 0);
+    hamok__storage_recovered_free(&rec);
+    assert_int_equal(hamok__storage_save_seq_floor(s, 65536), HAMOK_OK);
+    hamok_storage_stats st0, st1;
+    hamok__storage_stats(s, &st0);
+    assert_int_equal(hamok__storage_save_seq_floor(s, 65536), HAMOK_OK); /* nothing written */
+    hamok__storage_stats(s, &st1);
+    assert_int_equal(st1.fsyncs, st0.fsyncs);
+    assert_int_equal(hamok__storage_save_seq_floor(s, 100), HAMOK_ERR_INVALID);
+    assert_non_null(strstr(hamok__storage_error(s), "client-seq"));
+    assert_int_equal(hamok__storage_save_seq_floor(s, 131072), HAMOK_OK);
+    hamok__storage_close(&s);
+    char path[PATHLEN], work[PATHLEN], err[1024];
+    FMT(path, "%s/client-seq.tmp", f->dir);
+    write_file(path, "junk", 4);
+    s = open_ok(f->dir, NULL, NULL, &rec);
+    assert_int_equal(rec.seq_floor, 131072);
+    hamok__storage_recovered_free(&rec);
+    hamok__storage_close(&s);
+    assert_int_not_equal(access(path, F_OK), 0);
+    FMT(work, "%s/work", f->root);
+    FMT(path, "%s/client-seq", work);
+    for (uint64_t off = 0; off < 24; off++) {
+        rm_rf(work);
+        copy_dir(f->dir, work);
+        flip_bit(path, off, (int)(off % 8));
+        assert_int_equal(open_err(work, NULL, err, sizeof err), HAMOK_ERR_CORRUPT);
+        assert_non_null(strstr(err, "client-seq"));
+    }
+    rm_rf(work);
+    copy_dir(f->dir, work);
+    assert_int_equal(truncate(path, 10), 0);
+    assert_int_equal(open_err(work, NULL, err, sizeof err), HAMOK_ERR_CORRUPT);
+    rm_rf(work);
+}
+
 /* ------------------------------------------------------------------------
  * Snapshots. */
 
@@ -1892,6 +1935,7 @@ int main(void)
         T(torn_tail_zeros_and_final_crc),
         T(bit_flip_in_earlier_record_is_corrupt),
         T(corrupt_hardstate_and_id_refused),
+        T(client_seq_floor),
         T(snapshot_streamed_in_chunks),
         T(snapshot_abort_leaves_nothing),
         T(compaction_deletes_old_segments),
