@@ -37,9 +37,12 @@ const char *hamok__raft_role_name(hamok_raft_role role);
 typedef struct hamok_raft_options {
     hamok_id self;
     /* Bootstrap configuration (copied): every listed peer is a voter. Used
-     * when the log (or a restored log) holds no configuration entry. Empty
-     * for a peer that joins an existing cluster: it learns the configuration
-     * from the leader and never campaigns until it is a voter. */
+     * when the log (or a restored log) holds no configuration entry; the
+     * first leader writes it into the log as a CONFIG entry (in place of its
+     * no-op), so a restart needs it no more. Empty for a peer that joins an
+     * existing cluster (and for a restart from durable state): it learns the
+     * configuration from the leader or its log and never campaigns until it
+     * is a voter. */
     const hamok_id *voters;
     size_t n_voters;
     uint32_t election_timeout_ms; /* base T; each timeout is drawn from [T, 2T) */
