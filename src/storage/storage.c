@@ -597,20 +597,32 @@ static hamok_status read_small(hamok_storage *s, const char *name, uint8_t *buf,
     return HAMOK_OK;
 }
 
-static hamok_status load_peer_id(hamok_storage *s, char *err, size_t errlen)
+/* Read a small file laid out as: 8-byte magic, payload, u32 CRC32C of
+ * everything before it, u32 0 (peer-id, hardstate, client-seq). */
+static hamok_status read_checked(hamok_storage *s, const char *name, const char *magic, uint8_t *p,
+                                 size_t size, char *err, size_t errlen)
 {
-    uint8_t p[ST_PEER_ID_SIZE];
-    hamok_status st = read_small(s, ST_PEER_ID_FILE, p, sizeof p, err, errlen);
+    hamok_status st = read_small(s, name, p, size, err, errlen);
     if (st != HAMOK_OK) {
         return st;
     }
-    if (memcmp(p, ST_PEER_ID_MAGIC, 8) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, ST_PEER_ID_FILE);
+    if (memcmp(p, magic, 8) != 0) {
+        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, name);
         return HAMOK_ERR_CORRUPT;
     }
-    if (st_get32(p + 24) != hamok__crc32c(p, 24) || st_get32(p + 28) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 24: checksum mismatch", s->dir, ST_PEER_ID_FILE);
+    if (st_get32(p + size - 8) != hamok__crc32c(p, size - 8) || st_get32(p + size - 4) != 0) {
+        hamok__st_errf(err, errlen, "%s/%s: offset %zu: checksum mismatch", s->dir, name, size - 8);
         return HAMOK_ERR_CORRUPT;
+    }
+    return HAMOK_OK;
+}
+
+static hamok_status load_peer_id(hamok_storage *s, char *err, size_t errlen)
+{
+    uint8_t p[ST_PEER_ID_SIZE];
+    hamok_status st = read_checked(s, ST_PEER_ID_FILE, ST_PEER_ID_MAGIC, p, sizeof p, err, errlen);
+    if (st != HAMOK_OK) {
+        return st;
     }
     memcpy(s->id.b, p + 8, HAMOK_ID_LEN);
     return HAMOK_OK;
@@ -664,17 +676,9 @@ hamok_status hamok__storage_save_seq_floor(hamok_storage *s, uint64_t floor)
 static hamok_status load_seq_floor(hamok_storage *s, char *err, size_t errlen)
 {
     uint8_t p[ST_SEQ_SIZE];
-    hamok_status st = read_small(s, ST_SEQ_FILE, p, sizeof p, err, errlen);
+    hamok_status st = read_checked(s, ST_SEQ_FILE, ST_SEQ_MAGIC, p, sizeof p, err, errlen);
     if (st != HAMOK_OK) {
         return st;
-    }
-    if (memcmp(p, ST_SEQ_MAGIC, 8) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, ST_SEQ_FILE);
-        return HAMOK_ERR_CORRUPT;
-    }
-    if (st_get32(p + 16) != hamok__crc32c(p, 16) || st_get32(p + 20) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 16: checksum mismatch", s->dir, ST_SEQ_FILE);
-        return HAMOK_ERR_CORRUPT;
     }
     s->seq_floor = st_get64(p + 8);
     return HAMOK_OK;
@@ -683,18 +687,10 @@ static hamok_status load_seq_floor(hamok_storage *s, char *err, size_t errlen)
 static hamok_status load_hard_state(hamok_storage *s, char *err, size_t errlen)
 {
     uint8_t p[ST_HARDSTATE_SIZE];
-    hamok_status st = read_small(s, ST_HARDSTATE_FILE, p, sizeof p, err, errlen);
+    hamok_status st =
+        read_checked(s, ST_HARDSTATE_FILE, ST_HARDSTATE_MAGIC, p, sizeof p, err, errlen);
     if (st != HAMOK_OK) {
         return st;
-    }
-    if (memcmp(p, ST_HARDSTATE_MAGIC, 8) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, ST_HARDSTATE_FILE);
-        return HAMOK_ERR_CORRUPT;
-    }
-    if (st_get32(p + 40) != hamok__crc32c(p, 40) || st_get32(p + 44) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 40: checksum mismatch", s->dir,
-                       ST_HARDSTATE_FILE);
-        return HAMOK_ERR_CORRUPT;
     }
     uint32_t version = st_get32(p + 8), flags = st_get32(p + 12);
     if (version != ST_FORMAT_VERSION || flags > 1) {
