@@ -124,6 +124,7 @@ struct hamok_node {
     hamok_req *graveyard; /* completed this turn, freed at its end */
     seq_table pending;
     uint64_t next_seq;
+    uint64_t seq_reserved; /* durable mode: sequence numbers on disk as used up to here */
     uint64_t next_read_id;
 
     /* Role bookkeeping for events. */
@@ -768,8 +769,7 @@ static void handle_update(hamok_node *n, const hamok_raft_update *u)
     if (n->st != NULL) {
         hamok_status st = HAMOK_OK;
         uint64_t now = clock_ms();
-        if (u->truncate_from != 0 &&
-            !(u->snapshot_installed && u->truncate_from <= u->installed_index)) {
+        if (u->truncate_from != 0) { /* never at or below a snapshot (raft.h) */
             st = hamok__storage_truncate(n->st, u->truncate_from, now);
         }
         if (st == HAMOK_OK && u->n_persist > 0) {
@@ -1070,9 +1070,25 @@ static void send_submit(hamok_node *n, hamok_req *rq, uint64_t now)
     send_msg(n, &m);
 }
 
+/* Durable mode: sequence numbers are reserved on disk in blocks before one
+ * leaves this peer. A restarted peer keeps its id, and the session table
+ * would answer a reused (client, seq) with the result of the old command
+ * instead of applying the new one. */
+#define SEQ_BLOCK 65536u
+
 static void start_submit(hamok_node *n, hamok_req *rq, uint64_t now)
 {
     rq->seq = ++n->next_seq;
+    if (n->st != NULL && rq->seq > n->seq_reserved) {
+        hamok_status st = hamok__storage_save_seq_floor(n->st, rq->seq + SEQ_BLOCK - 1);
+        if (st != HAMOK_OK) {
+            rq->seq = 0;
+            finish(n, rq, st, NULL, 0);
+            storage_failed(n, st, "reserving sequence numbers");
+            return;
+        }
+        n->seq_reserved = rq->seq + SEQ_BLOCK - 1;
+    }
     if (seq_put(&n->pending, rq->seq, rq) != HAMOK_OK) {
         rq->seq = 0;
         finish(n, rq, HAMOK_ERR_NOMEM, NULL, 0);
@@ -2009,6 +2025,7 @@ static hamok_status recover(hamok_node *n, const hamok_config *cfg)
     }
     n->self = rec.id;
     hamok__id_format(&n->self, n->self_text);
+    n->next_seq = n->seq_reserved = rec.seq_floor; /* never reuse a sequence number */
     if (rec.notice[0] != '\0') {
         hamok__nlog(n, HAMOK_LOG_WARN, "storage", "%s", rec.notice);
     }

@@ -842,6 +842,36 @@ static hamok_status append_local(hamok_raft *r, const hamok_entry *entries, size
     return HAMOK_OK;
 }
 
+/* Append a CONFIG entry of the current term carrying `ms` (owned) and make
+ * it the configuration in force. On error nothing is appended. */
+static hamok_status append_config(hamok_raft *r, hamok_member *ms, size_t n)
+{
+    hamok_buf buf = HAMOK_BUF_INIT;
+    hamok_status st = hamok__codec_encode_config(ms, n, &buf);
+    if (st != HAMOK_OK) {
+        hamok__members_free(ms, n);
+        hamok__buf_free(&buf);
+        return st;
+    }
+    hamok_entry e = {0};
+    e.type = HAMOK_ENTRY_CONFIG;
+    e.data = buf.data;
+    e.len = buf.len;
+    uint64_t index = hamok__log_last(&r->log) + 1;
+    st = append_local(r, &e, 1);
+    hamok__buf_free(&buf);
+    if (st != HAMOK_OK) {
+        hamok__members_free(ms, n);
+        return st;
+    }
+    st = cfg_push(r, index, ms, n);
+    if (st != HAMOK_OK) {
+        hamok__log_truncate(&r->log, index); /* keep log and configuration in step */
+        return st;
+    }
+    return HAMOK_OK;
+}
+
 static void become_leader(hamok_raft *r)
 {
     r->role = HAMOK_RAFT_LEADER;
@@ -862,10 +892,23 @@ static void become_leader(hamok_raft *r)
     r->read_ctx = 0;
     r->transferring = false;
     /* §8 / thesis §6.4: a no-op of the new term lets the leader learn which
-     * entries are committed (it may commit only entries of its own term). */
-    hamok_entry noop = {0};
-    noop.type = HAMOK_ENTRY_NOOP;
-    (void)append_local(r, &noop, 1); /* on NOMEM the next proposal does the job */
+     * entries are committed (it may commit only entries of its own term).
+     * While the configuration in force is still the bootstrap one (no CONFIG
+     * entry in the log, no snapshot), the entry of the new term is instead a
+     * CONFIG entry carrying it: from then on every log and every snapshot
+     * holds its configuration, also on peers that join and learn the log
+     * from index 1 (etcd and LogCabin write the bootstrap configuration into
+     * the log the same way). It serves as the no-op. */
+    bool appended = false;
+    if (cur_cfg(r)->index == 0) {
+        hamok_member *ms = members_dup(cur_cfg(r)->members, cur_cfg(r)->n, 0);
+        appended = ms != NULL && append_config(r, ms, cur_cfg(r)->n) == HAMOK_OK;
+    }
+    if (!appended) {
+        hamok_entry noop = {0};
+        noop.type = HAMOK_ENTRY_NOOP;
+        (void)append_local(r, &noop, 1); /* on NOMEM the next proposal does the job */
+    }
     for (size_t i = 0; i < r->n_prs; i++) {
         if (!r->prs[i].is_self) {
             send_append(r, &r->prs[i], true);
@@ -897,9 +940,32 @@ static size_t count_votes(const hamok_raft *r, vote_state v)
 /* §5.2 election; thesis §9.6 pre-vote: a pre-candidate asks whether it could
  * win in term+1 without touching its own term, so a node that was cut off
  * cannot inflate terms and depose a healthy leader when it returns. */
+/* This server is a voter of configuration c. */
+static bool self_voter_in(const hamok_raft *r, const cfg_version *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (hamok__id_eq(&c->members[i].id, &r->opt.self)) {
+            return c->members[i].role == HAMOK_MEMBER_VOTER;
+        }
+    }
+    return false;
+}
+
 static void campaign(hamok_raft *r, bool pre, bool transfer)
 {
-    if (!is_voter(r)) {
+    /* Thesis §4.2.2: a server that is no voter of its latest configuration
+     * still campaigns while that configuration is not known committed and it
+     * was a voter of the one before: it may still be needed (it can hold the
+     * only copy of the entry that removed it, and the others may need its
+     * vote). Its own vote does not count (it is not a voter in prs); it asks
+     * the voters of its latest configuration, and once elected it commits
+     * the entry and steps down (after_step). Once the removal is committed a
+     * majority of the new voters holds it, and they ignore a non-member's
+     * requests (recv_vote_request), so a removed server cannot be elected
+     * again, even after a restart made it forget the commit index. */
+    bool removed_pending = r->n_cfgs >= 2 && cur_cfg(r)->index > r->commit &&
+                           self_voter_in(r, &r->cfgs[r->n_cfgs - 2]);
+    if (!is_voter(r) && !removed_pending) {
         reset_election_timer(r);
         return;
     }
@@ -1264,9 +1330,16 @@ static void recv_vote_request(hamok_raft *r, const hamok_msg *m)
 {
     bool pre = m->type == HAMOK_MSG_PREVOTE_REQUEST;
     const hamok_msg_vote *v = &m->u.vote;
+    /* Answer every member of our configuration, learners included: after a
+     * promotion we have not received, the promoted server may hold the most
+     * up-to-date log and need our vote (a learner only campaigns once its
+     * own log makes it a voter). Ignore non-members: a server whose removal
+     * we hold must not win (together with the self-removal rule in
+     * campaign(), a removed server that lost track of the commit would
+     * otherwise be re-elected; thesis §4.2.3). */
     const progress *cand = find_pr(r, &m->src);
-    if (cand == NULL || !cand->voter) {
-        return; /* not a voter of our configuration */
+    if (cand == NULL) {
+        return;
     }
     uint64_t my_last = hamok__log_last(&r->log);
     uint64_t my_last_term = hamok__log_last_term(&r->log);
@@ -1571,11 +1644,9 @@ static void install_snapshot(hamok_raft *r)
     if (hamok__log_term(&r->log, index, &t) && t == term) {
         hamok__log_compact(&r->log, index);
     } else {
-        uint64_t first = hamok__log_first(&r->log);
-        if (hamok__log_last(&r->log) >= first &&
-            (r->truncate_from == 0 || r->truncate_from > first)) {
-            r->truncate_from = first;
-        }
+        /* The whole log goes. That is part of what snapshot_installed tells
+         * the caller (raft.h), not a truncation: truncate_from stays 0 (a
+         * storage refuses to truncate at or below its snapshot). */
         hamok__log_reset(&r->log, index, term);
         r->persist_from = 0;
         r->persisted = index;
@@ -2001,27 +2072,9 @@ static hamok_status change(hamok_raft *r, hamok_raft_change_op op, const hamok_i
         break;
     default: return HAMOK_ERR_INVALID;
     }
-    hamok_buf buf = HAMOK_BUF_INIT;
-    hamok_status st = hamok__codec_encode_config(ms, n, &buf);
-    if (st != HAMOK_OK) {
-        hamok__members_free(ms, n);
-        hamok__buf_free(&buf);
-        return st;
-    }
-    hamok_entry e = {0};
-    e.type = HAMOK_ENTRY_CONFIG;
-    e.data = buf.data;
-    e.len = buf.len;
     uint64_t index = hamok__log_last(&r->log) + 1;
-    st = append_local(r, &e, 1);
-    hamok__buf_free(&buf);
+    hamok_status st = append_config(r, ms, n);
     if (st != HAMOK_OK) {
-        hamok__members_free(ms, n);
-        return st;
-    }
-    st = cfg_push(r, index, ms, n);
-    if (st != HAMOK_OK) {
-        hamok__log_truncate(&r->log, index); /* keep log and configuration in step */
         return st;
     }
     r->proposed_index = index;

@@ -37,9 +37,12 @@ const char *hamok__raft_role_name(hamok_raft_role role);
 typedef struct hamok_raft_options {
     hamok_id self;
     /* Bootstrap configuration (copied): every listed peer is a voter. Used
-     * when the log (or a restored log) holds no configuration entry. Empty
-     * for a peer that joins an existing cluster: it learns the configuration
-     * from the leader and never campaigns until it is a voter. */
+     * when the log (or a restored log) holds no configuration entry; the
+     * first leader writes it into the log as a CONFIG entry (in place of its
+     * no-op), so a restart needs it no more. Empty for a peer that joins an
+     * existing cluster (and for a restart from durable state): it learns the
+     * configuration from the leader or its log and never campaigns until it
+     * is a voter. */
     const hamok_id *voters;
     size_t n_voters;
     uint32_t election_timeout_ms; /* base T; each timeout is drawn from [T, 2T) */
@@ -202,9 +205,13 @@ typedef struct hamok_raft_snapshot_chunk {
  *     message of this update (a vote must never be granted twice).
  *     If has_chunk: store it before sending; if snapshot_installed, make the
  *     snapshot durable, restore the state machine from it and drop the stored
- *     log up to installed_index, all before sending.
+ *     log up to installed_index — all of it when the log does not hold
+ *     (installed_index, installed_term) (Figure 13; what
+ *     hamok__storage_snapshot_commit() does) — all before sending. That drop
+ *     is not reported as a truncation.
  *  2. Log: if truncate_from != 0, drop stored entries with index >=
- *     truncate_from; then store persist[0..n_persist) at indexes
+ *     truncate_from (always > any snapshot index: only uncommitted entries
+ *     are truncated); then store persist[0..n_persist) at indexes
  *     persist_first.. . This may complete later (group commit): report it with
  *     a HAMOK_RAFT_EV_PERSISTED event naming the last stored (index, term).
  *     A PERSISTED event for entries that were truncated meanwhile is ignored.

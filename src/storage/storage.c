@@ -597,20 +597,32 @@ static hamok_status read_small(hamok_storage *s, const char *name, uint8_t *buf,
     return HAMOK_OK;
 }
 
-static hamok_status load_peer_id(hamok_storage *s, char *err, size_t errlen)
+/* Read a small file laid out as: 8-byte magic, payload, u32 CRC32C of
+ * everything before it, u32 0 (peer-id, hardstate, client-seq). */
+static hamok_status read_checked(hamok_storage *s, const char *name, const char *magic, uint8_t *p,
+                                 size_t size, char *err, size_t errlen)
 {
-    uint8_t p[ST_PEER_ID_SIZE];
-    hamok_status st = read_small(s, ST_PEER_ID_FILE, p, sizeof p, err, errlen);
+    hamok_status st = read_small(s, name, p, size, err, errlen);
     if (st != HAMOK_OK) {
         return st;
     }
-    if (memcmp(p, ST_PEER_ID_MAGIC, 8) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, ST_PEER_ID_FILE);
+    if (memcmp(p, magic, 8) != 0) {
+        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, name);
         return HAMOK_ERR_CORRUPT;
     }
-    if (st_get32(p + 24) != hamok__crc32c(p, 24) || st_get32(p + 28) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 24: checksum mismatch", s->dir, ST_PEER_ID_FILE);
+    if (st_get32(p + size - 8) != hamok__crc32c(p, size - 8) || st_get32(p + size - 4) != 0) {
+        hamok__st_errf(err, errlen, "%s/%s: offset %zu: checksum mismatch", s->dir, name, size - 8);
         return HAMOK_ERR_CORRUPT;
+    }
+    return HAMOK_OK;
+}
+
+static hamok_status load_peer_id(hamok_storage *s, char *err, size_t errlen)
+{
+    uint8_t p[ST_PEER_ID_SIZE];
+    hamok_status st = read_checked(s, ST_PEER_ID_FILE, ST_PEER_ID_MAGIC, p, sizeof p, err, errlen);
+    if (st != HAMOK_OK) {
+        return st;
     }
     memcpy(s->id.b, p + 8, HAMOK_ID_LEN);
     return HAMOK_OK;
@@ -630,21 +642,55 @@ static hamok_status create_peer_id(hamok_storage *s, const uint8_t *fresh, char 
     return st;
 }
 
-static hamok_status load_hard_state(hamok_storage *s, char *err, size_t errlen)
+hamok_status hamok__storage_save_seq_floor(hamok_storage *s, uint64_t floor)
 {
-    uint8_t p[ST_HARDSTATE_SIZE];
-    hamok_status st = read_small(s, ST_HARDSTATE_FILE, p, sizeof p, err, errlen);
+    if (s == NULL) {
+        return HAMOK_ERR_INVALID;
+    }
+    hamok_status st = check_usable(s);
     if (st != HAMOK_OK) {
         return st;
     }
-    if (memcmp(p, ST_HARDSTATE_MAGIC, 8) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 0: bad magic", s->dir, ST_HARDSTATE_FILE);
-        return HAMOK_ERR_CORRUPT;
+    if (floor <= s->seq_floor) {
+        if (floor < s->seq_floor) {
+            hamok__st_errf(s->err, sizeof s->err,
+                           "client-seq: %llu is below the stored %llu (numbers would be reused)",
+                           (unsigned long long)floor, (unsigned long long)s->seq_floor);
+            return HAMOK_ERR_INVALID;
+        }
+        return HAMOK_OK;
     }
-    if (st_get32(p + 40) != hamok__crc32c(p, 40) || st_get32(p + 44) != 0) {
-        hamok__st_errf(err, errlen, "%s/%s: offset 40: checksum mismatch", s->dir,
-                       ST_HARDSTATE_FILE);
-        return HAMOK_ERR_CORRUPT;
+    uint8_t p[ST_SEQ_SIZE] = {0};
+    memcpy(p, ST_SEQ_MAGIC, 8);
+    st_put64(p + 8, floor);
+    st_put32(p + 16, hamok__crc32c(p, 16));
+    st = hamok__st_atomic_write(s->dirfd, s->dir, ST_SEQ_FILE, p, sizeof p, &s->stats, s->err,
+                                sizeof s->err);
+    if (st != HAMOK_OK) {
+        return hamok__st_fail(s, st);
+    }
+    s->seq_floor = floor;
+    return HAMOK_OK;
+}
+
+static hamok_status load_seq_floor(hamok_storage *s, char *err, size_t errlen)
+{
+    uint8_t p[ST_SEQ_SIZE];
+    hamok_status st = read_checked(s, ST_SEQ_FILE, ST_SEQ_MAGIC, p, sizeof p, err, errlen);
+    if (st != HAMOK_OK) {
+        return st;
+    }
+    s->seq_floor = st_get64(p + 8);
+    return HAMOK_OK;
+}
+
+static hamok_status load_hard_state(hamok_storage *s, char *err, size_t errlen)
+{
+    uint8_t p[ST_HARDSTATE_SIZE];
+    hamok_status st =
+        read_checked(s, ST_HARDSTATE_FILE, ST_HARDSTATE_MAGIC, p, sizeof p, err, errlen);
+    if (st != HAMOK_OK) {
+        return st;
     }
     uint32_t version = st_get32(p + 8), flags = st_get32(p + 12);
     if (version != ST_FORMAT_VERSION || flags > 1) {
@@ -674,6 +720,7 @@ typedef struct st_scan {
     size_t n_snaps, cap_snaps;
     bool has_peer_id;
     bool has_hardstate;
+    bool has_seq;
     bool removed_tmp;
 } st_scan;
 
@@ -783,9 +830,11 @@ static hamok_status scan_one(void *ud, const char *name)
         sc->has_peer_id = true;
     } else if (strcmp(name, ST_HARDSTATE_FILE) == 0) {
         sc->has_hardstate = true;
+    } else if (strcmp(name, ST_SEQ_FILE) == 0) {
+        sc->has_seq = true;
     } else if (has_suffix(name, ".tmp") &&
                (strncmp(name, "snapshot-", 9) == 0 || strcmp(name, "hardstate.tmp") == 0 ||
-                strcmp(name, "peer-id.tmp") == 0)) {
+                strcmp(name, "peer-id.tmp") == 0 || strcmp(name, "client-seq.tmp") == 0)) {
         if (unlinkat(c->s->dirfd, name, 0) != 0 && errno != ENOENT) {
             return hamok__st_ioerr(c->err, c->errlen, c->s->dir, name, "unlink", errno);
         }
@@ -1469,6 +1518,12 @@ hamok_status hamok__storage_open(hamok_storage **out, const char *dir,
             goto fail;
         }
     }
+    if (os.sc.has_seq) {
+        st = load_seq_floor(s, err, errlen);
+        if (st != HAMOK_OK) {
+            goto fail;
+        }
+    }
 
     st = recover(&os);
     if (st != HAMOK_OK) {
@@ -1582,6 +1637,7 @@ hamok_status hamok__storage_open(hamok_storage **out, const char *dir,
     rec->term = s->hs_term;
     rec->has_vote = s->hs_has_vote;
     rec->vote = s->hs_vote;
+    rec->seq_floor = s->seq_floor;
     rec->has_snapshot = s->has_snap;
     rec->snapshot_index = s->base_index;
     rec->snapshot_term = s->base_term;

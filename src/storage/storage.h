@@ -23,6 +23,14 @@
  *                     (two fsyncs, but terms and votes change rarely). One copy,
  *                     no fallback: a corrupt hard state is refused, because an
  *                     older term/vote could let this peer vote twice in a term.
+ *   client-seq        magic "HAMOKSEQ", u64 floor, u32 CRC32C of the 16 bytes
+ *                     before it, u32 0: every client sequence number this
+ *                     peer may have put on a proposal is <= floor (the node
+ *                     reserves them in blocks), so a restarted peer, which
+ *                     keeps its id, never reuses one (the session table would
+ *                     take its new command for an old one). Replaced
+ *                     atomically like hardstate; absent = 0; corrupt =
+ *                     refused.
  *   wal-<seq>-<first>.log
  *                     WAL segments, <seq> and <first> 16 lowercase hex digits
  *                     each. <seq> numbers segments in creation order (replay
@@ -127,6 +135,7 @@ typedef struct hamok_storage_recovered {
     uint64_t term;
     bool has_vote;
     hamok_id vote;
+    uint64_t seq_floor; /* hamok__storage_save_seq_floor(); 0 if never saved */
 
     bool has_snapshot;
     uint64_t snapshot_index;
@@ -202,6 +211,11 @@ const char *hamok__storage_error(const hamok_storage *s);
  * within a term (a second vote in one term) — both Raft safety violations. */
 hamok_status hamok__storage_save_hard_state(hamok_storage *s, uint64_t term, bool has_vote,
                                             const hamok_id *vote);
+
+/* Durably record that client sequence numbers up to `floor` may be in use
+ * (see client-seq above); returns once it is on disk. A floor equal to the
+ * stored one writes nothing; a lower one is HAMOK_ERR_INVALID. */
+hamok_status hamok__storage_save_seq_floor(hamok_storage *s, uint64_t floor);
 
 /* Append n entries at first_index..first_index+n-1 (write(2) into the current
  * segment; no fsync, except that rolling to a new segment fdatasyncs the

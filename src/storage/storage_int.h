@@ -20,6 +20,9 @@
 #define ST_HARDSTATE_MAGIC "HAMOKHST"
 #define ST_HARDSTATE_SIZE  48u
 #define ST_LOCK_FILE       "LOCK"
+#define ST_SEQ_FILE        "client-seq"
+#define ST_SEQ_MAGIC       "HAMOKSEQ"
+#define ST_SEQ_SIZE        24u
 
 #define ST_SEG_MAGIC       "HAMOKWAL"
 #define ST_SEG_HEADER_SIZE 40u
@@ -71,6 +74,9 @@ struct hamok_storage {
     uint64_t hs_term;
     bool hs_has_vote;
     hamok_id hs_vote;
+
+    /* Client sequence numbers up to this one may have been used. */
+    uint64_t seq_floor;
 
     /* Current snapshot (base of the log). */
     bool has_snap;

@@ -61,7 +61,7 @@ typedef struct chaos {
     uint32_t weights[A_COUNT_];
     uint32_t weight_sum;
     bool memory_mode;
-    bool avoid;               /* go around the known core bugs (FINDINGS.md) */
+    bool no_loss_mid_change;  /* memory mode: no wipe during a change (FINDINGS.md obs. 10) */
     uint64_t retire_after_ms; /* removed nodes are shut down after 0..this; 0 = never */
     /* Workload. */
     uint32_t n_ops;
@@ -232,37 +232,14 @@ static int fresh_node(chaos *c)
     return j;
 }
 
-/* Every voter of the leader's configuration is live and reports the same
- * configuration in force. */
-static bool voters_synced(chaos *c, int l)
+/* A membership change is in progress: some live node's configuration in
+ * force comes from a CONFIG entry that is not committed. (A node that merely
+ * lags behind a committed change does not count.) */
+static bool change_in_progress(chaos *c)
 {
-    uint64_t lv = 0;
-    uint64_t lm = hamok_sim_config_members(c->sim, l, &lv);
     for (int i = 0; i < hamok_sim_n(c->sim); i++) {
-        if (!((lv >> i) & 1u)) {
-            continue;
-        }
-        uint64_t v = 0;
-        if (!hamok_sim_is_live(c->sim, i) || hamok_sim_config_members(c->sim, i, &v) != lm ||
-            v != lv) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Some live node's log holds a configuration that is not committed. */
-static bool change_pending(chaos *c)
-{
-    uint64_t cv = 0;
-    uint64_t cm = hamok_sim_committed_members(c->sim, &cv);
-    for (int i = 0; i < hamok_sim_n(c->sim); i++) {
-        if (hamok_sim_is_dead(c->sim, i)) {
-            continue;
-        }
-        uint64_t v = 0;
-        uint64_t m = hamok_chk_view_members(hamok_sim_checker(c->sim), i, &v);
-        if ((m != 0 || v != 0) && (m != cm || v != cv)) {
+        if (!hamok_sim_is_dead(c->sim, i) &&
+            hamok_chk_view_config_pending(hamok_sim_checker(c->sim), i)) {
             return true;
         }
     }
@@ -315,19 +292,6 @@ static void ev_operator(hamok_sim *s, void *ud, uint64_t arg)
         /* Keep at least three voters (a dead one may go once a fourth
          * caught up and was promoted). */
         if (g.op == G_REMOVE && ((voters >> g.node) & 1u) && popcount64(voters) <= 3) {
-            break;
-        }
-        if (c->avoid && g.op == G_REMOVE && g.node == l && !voters_synced(c, l)) {
-            /* FINDINGS.md 5: a leader that removes itself and loses its
-             * quorum before the entry commits never campaigns again; if the
-             * other voters cannot elect one of them without it (one is dead,
-             * or lags with an older configuration), nobody leads again.
-             * Only while every voter is live and holds the leader's
-             * configuration. Later. */
-            if (c->n_goals > 1) {
-                goal_pop(c);
-                goal_push(c, g.op, g.node);
-            }
             break;
         }
         hamok_sim_change(s, l, g.op == G_ADD ? HAMOK_RAFT_ADD_LEARNER : HAMOK_RAFT_REMOVE, g.node,
@@ -387,8 +351,11 @@ static bool try_wipe(chaos *c, int node)
         !hamok_chk_wipe_safe(hamok_sim_checker(s), node, alive_mask(c))) {
         return false;
     }
-    if (c->avoid && change_pending(c)) {
-        return false; /* FINDINGS.md 5, 9: not while a change is pending */
+    if (c->no_loss_mid_change && change_in_progress(c)) {
+        /* FINDINGS.md observation 10: a voter lost for good in the middle of
+         * a single-server change can leave no electable node; an operator
+         * would have to force a reconfiguration. */
+        return false;
     }
     bool was_member = hamok_sim_is_member(s, node);
     hamok_sim_wipe(s, node);
@@ -919,8 +886,7 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r)
     cfg.read_mode = o->read_mode;
     const char *fe = getenv("HAMOK_SIM_FINDINGS");
     bool findings = o->findings || (fe != NULL && fe[0] != '\0' && strcmp(fe, "0") != 0);
-    c->avoid = !findings;
-    cfg.avoid_known_bugs = !findings;
+    c->no_loss_mid_change = !findings;
     draw_mix(c, &cfg, o->classic, r->mix, sizeof r->mix);
     if (c->max_fault_ms == 0) {
         c->max_fault_ms = 3 * c->fault_ms;

@@ -26,8 +26,11 @@ typedef struct hamok_chaos_opts {
     bool trace;
     const char *test_name; /* for the replay hint; default "test_chaos" */
     bool classic;          /* no lifecycle mix: the foundation issue's faults only */
-    /* Do not go around the core bugs of tests/sim/FINDINGS.md (also set by
-     * HAMOK_SIM_FINDINGS=1): reproduces them. */
+    /* Memory mode: let the wipe nemesis also lose a node for good while a
+     * membership change is in progress (also set by HAMOK_SIM_FINDINGS=1).
+     * That can leave no electable node (tests/sim/FINDINGS.md observation
+     * 10: inherent to single-server changes, an operator must force a
+     * reconfiguration), so by default the runner does not. */
     bool findings;
     hamok_sim_read_mode read_mode; /* negative controls for the read checker */
 } hamok_chaos_opts;

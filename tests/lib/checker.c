@@ -329,8 +329,7 @@ struct hamok_chk {
     chk_prop *props;
     size_t n_props, cap_props;
     uint64_t lost;
-    uint64_t n_configs, n_installs, n_snapshots, n_reads, n_empty_snaps;
-    bool allow_empty_boot;
+    uint64_t n_configs, n_installs, n_snapshots, n_reads;
     bool failed;
     hamok_chk_violation v;
 };
@@ -506,11 +505,6 @@ void hamok_chk_destroy(hamok_chk **pc)
     free(c->props);
     free(c);
     *pc = NULL;
-}
-
-void hamok_chk_allow_empty_boot_snapshot(hamok_chk *c, bool allow)
-{
-    c->allow_empty_boot = allow;
 }
 
 void hamok_chk_set_time(hamok_chk *c, uint64_t now_ms)
@@ -891,10 +885,6 @@ static bool snapshot_is_committed(hamok_chk *c, int node, const char *what, uint
     }
     const chk_cfg *want = committed_cfg_at(c, s);
     const chk_cfg *got = &c->cfgs[cfg];
-    if (c->allow_empty_boot && cfg == CFG_EMPTY && log_cfg_at(&c->committed, s) == CFG_BOOT) {
-        c->n_empty_snaps++; /* FINDINGS.md 8 */
-        return true;
-    }
     if (want->members != got->members || want->voters != got->voters) {
         return fail(c, "snapshot", node, s, t,
                     "%s snapshot at index %" PRIu64 " carries members %#" PRIx64 " voters %#" PRIx64
@@ -1554,6 +1544,20 @@ uint64_t hamok_chk_committed_members(const hamok_chk *c, uint64_t *voters)
     return g->members;
 }
 
+bool hamok_chk_view_config_pending(const hamok_chk *c, int node)
+{
+    if (node < 0 || node >= c->n) {
+        return false;
+    }
+    const chk_log *v = &c->nodes[node].view;
+    if (v->n_cfgs == 0) {
+        return false; /* the base: bootstrap, or a snapshot's (committed) */
+    }
+    uint64_t i = v->cfgs[v->n_cfgs - 1];
+    return i > c->committed.len || c->committed.v[i - 1].term != v->v[i - 1].term ||
+           c->committed.v[i - 1].hash != v->v[i - 1].hash;
+}
+
 uint64_t hamok_chk_view_members(const hamok_chk *c, int node, uint64_t *voters)
 {
     if (node < 0 || node >= c->n) {
@@ -1624,5 +1628,4 @@ void hamok_chk_stats_get(const hamok_chk *c, hamok_chk_stats *out)
     out->installs = c->n_installs;
     out->snapshots = c->n_snapshots;
     out->reads = c->n_reads;
-    out->empty_config_snapshots = c->n_empty_snaps;
 }

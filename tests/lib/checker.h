@@ -150,13 +150,6 @@ void hamok_chk_destroy(hamok_chk **c);
 int hamok_chk_add_node(hamok_chk *c, const hamok_id *id);
 int hamok_chk_n(const hamok_chk *c);
 
-/* FINDINGS.md 8: a peer that joined and replicated the log from index 1
- * does not know the bootstrap configuration (it is in no log entry), so a
- * snapshot it takes before the first CONFIG entry carries no members. When
- * allowed, such a snapshot passes the snapshot invariant (counted in
- * stats.empty_config_snapshots); otherwise it is a violation. */
-void hamok_chk_allow_empty_boot_snapshot(hamok_chk *c, bool allow);
-
 /* Virtual time stamped on reports. */
 void hamok_chk_set_time(hamok_chk *c, uint64_t now_ms);
 
@@ -226,6 +219,9 @@ bool hamok_chk_committed_at(const hamok_chk *c, uint64_t index, uint64_t *term, 
 uint64_t hamok_chk_committed_members(const hamok_chk *c, uint64_t *voters);
 /* The configuration in force in the node's view (members; *voters). */
 uint64_t hamok_chk_view_members(const hamok_chk *c, int node, uint64_t *voters);
+/* The configuration in force in the node's view comes from a CONFIG entry
+ * that is not (yet) committed: a membership change in progress. */
+bool hamok_chk_view_config_pending(const hamok_chk *c, int node);
 /* Removed from the configuration by a committed entry. */
 bool hamok_chk_is_removed(const hamok_chk *c, int node);
 uint64_t hamok_chk_view_len(const hamok_chk *c, int node);
@@ -238,14 +234,13 @@ int hamok_chk_leader_of(const hamok_chk *c, uint64_t term);
 typedef struct hamok_chk_stats {
     uint64_t proposals;
     uint64_t acked;
-    uint64_t lost;                   /* resolved as not committed (another term won the index) */
-    uint64_t leaders;                /* (term, leader) pairs seen */
-    uint64_t committed;              /* length of the committed sequence */
-    uint64_t configs;                /* committed CONFIG entries */
-    uint64_t installs;               /* snapshots installed from a leader */
-    uint64_t snapshots;              /* snapshots made durable (taken or installed) */
-    uint64_t reads;                  /* reads checked */
-    uint64_t empty_config_snapshots; /* see hamok_chk_allow_empty_boot_snapshot() */
+    uint64_t lost;      /* resolved as not committed (another term won the index) */
+    uint64_t leaders;   /* (term, leader) pairs seen */
+    uint64_t committed; /* length of the committed sequence */
+    uint64_t configs;   /* committed CONFIG entries */
+    uint64_t installs;  /* snapshots installed from a leader */
+    uint64_t snapshots; /* snapshots made durable (taken or installed) */
+    uint64_t reads;     /* reads checked */
 } hamok_chk_stats;
 void hamok_chk_stats_get(const hamok_chk *c, hamok_chk_stats *out);
 

@@ -887,7 +887,15 @@ static bool handle_update(hamok_sim *s, int i, const hamok_raft_update *up)
         return false;
     }
 
-    /* 2. Log: truncate the pending stream now, queue the write. */
+    /* 2. Log: truncate the pending stream now, queue the write. Only
+     * uncommitted entries are truncated: never at or below a snapshot (an
+     * install's reset of the log is part of snapshot_installed; FINDINGS.md
+     * observation 6). */
+    if (up->truncate_from != 0 && up->truncate_from <= hamok__raft_snapshot_index(nd->core, NULL)) {
+        return sim_fail(s, "update-contract", i, up->truncate_from, 0,
+                        "truncate_from %" PRIu64 " at or below the snapshot at %" PRIu64,
+                        up->truncate_from, hamok__raft_snapshot_index(nd->core, NULL));
+    }
     if (up->truncate_from != 0) {
         for (size_t k = 0; k < nd->w_len; k++) {
             sim_write *w = &nd->w[k];
@@ -2461,7 +2469,6 @@ hamok_sim *hamok_sim_new(const hamok_sim_config *c)
         free(s);
         return NULL;
     }
-    hamok_chk_allow_empty_boot_snapshot(s->chk, c->avoid_known_bugs);
     if (s->cfg.chunk_bytes == 0) {
         s->cfg.chunk_bytes = 512;
     }

@@ -104,10 +104,6 @@ typedef struct hamok_sim_config {
     hamok_sim_read_mode read_mode;
     bool trace;              /* also switched on by HAMOK_SIM_TRACE=1 */
     const char *replay_hint; /* how to replay, printed with failures; NULL = generic */
-    /* Tolerate finding 8 of tests/sim/FINDINGS.md (snapshots with an empty
-     * configuration taken by a peer that joined, before its first CONFIG
-     * entry): hamok_chk_allow_empty_boot_snapshot(). */
-    bool avoid_known_bugs;
 } hamok_sim_config;
 
 void hamok_sim_config_default(hamok_sim_config *c, uint64_t seed, int n_nodes);

@@ -815,33 +815,8 @@ static void test_restart_from_snapshot(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Core bugs found by the simulator (tests/sim/FINDINGS.md). Finding 4 is
- * fixed (b99e37b): its reproduction is a regression test. Finding 5 runs
- * without the chaos runner's workaround; while the bug is in the core it
- * reports "reproduced" and is skipped; HAMOK_SIM_FINDINGS=1 makes it fail
- * instead (to check a fix). */
-
-static bool findings_strict(void)
-{
-    const char *e = getenv("HAMOK_SIM_FINDINGS");
-    return e != NULL && e[0] != '\0' && strcmp(e, "0") != 0;
-}
-
-static void finding_outcome(int n, bool reproduced, const char *what)
-{
-    if (!reproduced) {
-        printf("  FINDINGS.md %d: does not reproduce (fixed?)\n", n);
-        return;
-    }
-    if (findings_strict()) {
-        fail_msg("FINDINGS.md %d reproduced: %s", n, what);
-    }
-    printf(
-        "  FINDINGS.md %d reproduced: %s\n  (known core bug; HAMOK_SIM_FINDINGS=1 makes this "
-        "fail)\n",
-        n, what);
-    skip();
-}
+/* Core bugs found by the simulator (tests/sim/FINDINGS.md), now regression
+ * tests: each fails on the core before its fix. */
 
 typedef struct f4_filter {
     int from, to;
@@ -897,14 +872,11 @@ static void test_finding4_compacted_follower(void **state)
     uint64_t idx = propose(s, 1, 1, &t);
     bool n2_caught_up = hamok_sim_wait_applied(s, idx, t, 20 * T_EL);
     SIM_OK(s);
-    char what[200];
-    snprintf(what, sizeof what,
-             "n2 (log start %" PRIu64 ") stuck at applied %" PRIu64 " while n1 committed %" PRIu64
-             " (seed %" PRIu64 ")",
-             lo2 + 1, hamok__raft_applied_index(hamok_sim_core(s, 2)), idx, hamok_sim_seed(s));
     hamok_sim_set_filter(s, NULL, NULL);
     if (!n2_caught_up) {
-        fail_msg("FINDINGS.md 4 is back: %s", what);
+        fail_msg("FINDINGS.md 4 is back: n2 (log start %" PRIu64 ") stuck at applied %" PRIu64
+                 " while n1 committed %" PRIu64 " (seed %" PRIu64 ")",
+                 lo2 + 1, hamok__raft_applied_index(hamok_sim_core(s, 2)), idx, hamok_sim_seed(s));
     }
     printf("  n2 (log start %" PRIu64
            ") caught up with leader n1 (log start 1) after a read "
@@ -926,13 +898,15 @@ static bool filter_f5(void *ud, int from, int to, const hamok_msg *m)
              m->u.append.n_entries > 0);
 }
 
-/* Finding 5: four voters, one of them (n3) gone for good. The leader
- * removes itself; the entry reaches nobody; the leader is cut off and steps
- * down. It now holds the most up-to-date log but is no voter of its own
- * latest configuration, so it never campaigns; the two others need three
- * votes of the old configuration and it refuses them theirs (its log is
- * more up to date): no leader, ever. Thesis §4.2.2: such a server should
- * still campaign (not counting its own vote) until the entry commits. */
+/* Finding 5 (regression): four voters, one of them (n3) gone for good. The
+ * leader removes itself; the entry reaches nobody; the leader is cut off and
+ * steps down. It holds the most up-to-date log but is no voter of its own
+ * latest configuration; the two others need three votes of the old
+ * configuration and it refuses them theirs (its log is more up to date).
+ * Before the fix it never campaigned: no leader, ever. Thesis §4.2.2: a
+ * server removed by an entry it does not know committed still campaigns,
+ * without counting its own vote; it wins with the two others' votes, commits
+ * its removal and steps down; one of the others then leads. */
 static void test_finding5_self_removal_deadlock(void **state)
 {
     (void)state;
@@ -944,28 +918,139 @@ static void test_finding5_self_removal_deadlock(void **state)
     load(s, 10); /* three of four: still a quorum */
     f5_filter f = {l, true};
     hamok_sim_set_filter(s, filter_f5, &f);
-    assert_int_equal(hamok_sim_change(s, l, HAMOK_RAFT_REMOVE, l, NULL), HAMOK_OK);
+    uint64_t idx = 0;
+    assert_int_equal(hamok_sim_change(s, l, HAMOK_RAFT_REMOVE, l, &idx), HAMOK_OK);
     hamok_sim_isolate(s, l);
     node_arg na = {l, 0};
     wait_for(s, pred_not_leader, &na, 3 * T_EL, "the cut-off leader to step down");
+    assert_int_equal(last_of(s, l), idx); /* the removal is in its log only */
+    for (int i = 0; i < 4; i++) {
+        if (i != l && i != dead) {
+            assert_true(last_of(s, i) < idx);
+        }
+    }
     hamok_sim_heal(s);
     f.on = false;
+    hamok_sim_set_filter(s, NULL, NULL);
+    cfg_arg gone = {l, false, false};
+    if (!hamok_sim_run_until_pred(s, pred_committed_cfg, &gone, 30 * T_EL)) {
+        SIM_OK(s);
+        fail_msg("FINDINGS.md 5 is back: n%d's removal (entry %" PRIu64
+                 ") not committed within 30 election timeouts after healing (seed %" PRIu64 ")",
+                 l, idx, hamok_sim_seed(s));
+    }
+    int l2 = wait_leader(s, 10 * T_EL);
+    assert_int_not_equal(l2, l);
+    assert_int_not_equal(hamok_sim_role(s, l), HAMOK_RAFT_LEADER);
+    printf("  n%d, removed by its own uncommitted entry %" PRIu64
+           ", campaigned, committed it and stepped down; n%d leads term %" PRIu64 "\n",
+           l, idx, l2, hamok_sim_term(s, l2));
+    load(s, 10);
+    finish(&s);
+}
+
+typedef struct f9_filter {
+    int leader;
+    int to[2];
+    uint64_t limit[2]; /* drop leader -> to[k] AppendEntries carrying entries past limit[k] */
+} f9_filter;
+
+static bool filter_f9(void *ud, int from, int to, const hamok_msg *m)
+{
+    const f9_filter *f = ud;
+    if (from != f->leader || m->type != HAMOK_MSG_APPEND_ENTRIES || m->u.append.n_entries == 0) {
+        return true;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (to == f->to[k] && m->u.append.prev_log_index + m->u.append.n_entries > f->limit[k]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef struct voter_arg {
+    int node; /* whose configuration in force */
+    int who;  /* must list this node as a voter */
+} voter_arg;
+
+static bool pred_sees_voter(hamok_sim *s, void *ud)
+{
+    const voter_arg *a = ud;
+    uint64_t v = 0;
+    hamok_sim_config_members(s, a->node, &v);
+    return (v >> a->who) & 1u;
+}
+
+static bool pred_disk_len(hamok_sim *s, void *ud)
+{
+    const node_arg *a = ud;
+    return hamok_sim_disk_len(s, a->node) >= a->value;
+}
+
+/* Finding 9 (regression; chaos seed 1602 before the fix): voters {a, b, L}
+ * and the learner d. L promotes d (entry p): p reaches b and d but not a, so
+ * a still knows d as a learner; one more entry (p + 1) reaches d only; then
+ * L is lost for good. d holds the most up-to-date log and needs three of
+ * {a, b, L, d}: b grants, and a must answer. Before the fix a ignored vote
+ * requests from learners of its configuration: d got two votes, b needed d's
+ * (refused: d's log is longer), a needed b's (refused: b holds p): no leader,
+ * ever. Members, learners included, must be answered (non-members still not:
+ * the removed-leader invariant). */
+static void test_finding9_promoted_learner_elected(void **state)
+{
+    (void)state;
+    hamok_sim *s = make_default(pick_seed(2000), 3);
+    int l = wait_leader(s, 10 * T_EL);
+    int a = (l + 1) % 3;
+    int b = (l + 2) % 3;
+    load(s, 10);
+    int d = hamok_sim_add_node(s);
+    assert_int_equal(d, 3);
+    uint64_t add = 0;
+    assert_int_equal(hamok_sim_change(s, l, HAMOK_RAFT_ADD_LEARNER, d, &add), HAMOK_OK);
+    assert_true(add > 0);
+    f9_filter f = {l, {a, b}, {add, UINT64_MAX}};
+    hamok_sim_set_filter(s, filter_f9, &f);
+    /* Auto-promotion once d caught up: stop b right after the promotion. */
+    voter_arg promoted = {l, d};
+    wait_for(s, pred_sees_voter, &promoted, 10 * T_EL, "the leader to promote the learner");
+    uint64_t p = 0;
+    hamok__raft_members(hamok_sim_core(s, l), NULL, &p);
+    assert_int_equal(last_of(s, l), p);
+    f.limit[1] = p;
+    voter_arg at_b = {b, d};
+    wait_for(s, pred_sees_voter, &at_b, 10 * T_EL, "b to receive the promotion");
+    node_arg committed = {l, p};
+    wait_for(s, pred_disk_len, &committed, 10 * T_EL, "the promotion on the leader's disk");
+    uint64_t q = propose(s, l, 1, NULL);
+    assert_int_equal(q, p + 1);
+    node_arg at_d = {d, q};
+    wait_for(s, pred_disk_len, &at_d, 10 * T_EL, "entry p + 1 on d's disk");
+    assert_true(hamok_sim_run_for(s, 50));
+    /* The shape of the deadlock. */
+    uint64_t av = 0;
+    uint64_t am = hamok_sim_config_members(s, a, &av);
+    assert_true((am >> d) & 1u);
+    assert_false((av >> d) & 1u);
+    assert_true(last_of(s, a) < p);
+    assert_int_equal(last_of(s, b), p);
+    assert_int_equal(last_of(s, d), q);
+    hamok_sim_retire(s, l);
+    hamok_sim_set_filter(s, NULL, NULL);
     int l2 = hamok_sim_wait_leader(s, 30 * T_EL);
     SIM_OK(s);
-    char what[200];
-    snprintf(what, sizeof what,
-             "no leader within 30 election timeouts after healing: n%d holds its own removal "
-             "and does not campaign (seed %" PRIu64 ")",
-             l, hamok_sim_seed(s));
-    hamok_sim_set_filter(s, NULL, NULL);
     if (l2 < 0) {
-        hamok_sim_destroy(&s);
-        finding_outcome(5, true, what);
-        return;
+        fail_msg(
+            "FINDINGS.md 9 is back: no leader within 30 election timeouts after n%d was "
+            "lost: n%d (a voter since entry %" PRIu64 ") is a learner for n%d (seed %" PRIu64 ")",
+            l, d, p, a, hamok_sim_seed(s));
     }
-    finding_outcome(5, false, "");
-    cfg_arg gone = {l, false, false};
-    wait_for(s, pred_committed_cfg, &gone, 10 * T_EL, "the removal to commit");
+    assert_int_equal(l2, d);
+    printf("  n%d (promoted at %" PRIu64 ", log %" PRIu64 ") elected by n%d (log %" PRIu64
+           ", knows it as a learner) and n%d (log %" PRIu64 ") after n%d was lost\n",
+           d, p, q, a, p - 1, b, p, l);
+    load(s, 10);
     finish(&s);
 }
 
@@ -991,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_restart_from_snapshot),
         cmocka_unit_test(test_finding4_compacted_follower),
         cmocka_unit_test(test_finding5_self_removal_deadlock),
+        cmocka_unit_test(test_finding9_promoted_learner_elected),
     };
     return cmocka_run_group_tests_name("sim_scenarios", tests, NULL, NULL);
 }

@@ -911,6 +911,90 @@ static void snapshot_brings_new_member_up(void **state)
     g_snap_entries = 0;
 }
 
+/* Thesis §5.1 / FINDINGS.md 8: the first leader of a bootstrapped cluster
+ * writes the bootstrap configuration into the log (a CONFIG entry of its term
+ * in place of the no-op), so a peer that joins and learns the log from index
+ * 1 knows the configuration at every index, snapshots included; a restart
+ * without bootstrap options recovers it from the log; later leaders append
+ * plain no-ops. */
+static void bootstrap_configuration_in_the_log(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    assert_true(l >= 0);
+    const hamok_entry *e1 = hamok__raft_entry(t.r[l], 1);
+    assert_non_null(e1);
+    assert_int_equal(e1->type, HAMOK_ENTRY_CONFIG);
+    assert_int_equal(e1->term, hamok__raft_term(t.r[l]));
+    hamok_member *ms = NULL;
+    size_t n = 0;
+    assert_int_equal(hamok__codec_decode_config(e1->data, e1->len, &ms, &n), HAMOK_OK);
+    assert_int_equal(n, 3);
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(ms[k].role, HAMOK_MEMBER_VOTER);
+        assert_true(idx_of(&t, &ms[k].id) >= 0);
+    }
+    hamok__members_free(ms, n);
+    uint64_t ci = 0;
+    hamok__raft_members(t.r[l], NULL, &ci);
+    assert_int_equal(ci, 1);
+    assert_int_equal(hamok__raft_commit_index(t.r[l]), 1); /* it serves as the no-op */
+    for (int k = 0; k < 5; k++) {
+        assert_true(propose(&t, l, "x") > 0);
+    }
+    deliver(&t);
+    /* A joiner replicates from index 1: the configuration at index 1..6 is
+     * the bootstrap one, not empty. */
+    int j = add_node(&t);
+    assert_int_equal(change(&t, l, HAMOK_RAFT_ADD_LEARNER, j), HAMOK_OK);
+    advance(&t, 500);
+    assert_int_equal(hamok__raft_first_index(t.r[j]), 1);
+    for (uint64_t i = 1; i <= 6; i++) {
+        size_t k = 0;
+        const hamok_member *c = hamok__raft_config_at(t.r[j], i, &k);
+        assert_non_null(c);
+        assert_int_equal(k, 3);
+    }
+    /* A new leader of a later term appends a no-op: the log has its CONFIG. */
+    int f = (l + 1) % 4 == j ? (l + 2) % 4 : (l + 1) % 4;
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_TRANSFER};
+    ev.u.transfer.has_target = true;
+    ev.u.transfer.target = t.ids[f];
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    advance(&t, 500);
+    int l2 = leader_of(&t);
+    assert_int_equal(l2, f);
+    uint64_t last = hamok__raft_last_index(t.r[l2]);
+    uint64_t tl = 0;
+    assert_true(hamok__raft_term_at(t.r[l2], last, &tl));
+    assert_int_equal(tl, hamok__raft_term(t.r[l2]));
+    assert_int_equal(hamok__raft_entry(t.r[l2], last)->type, HAMOK_ENTRY_NOOP);
+    /* Restart without bootstrap voters: the configuration comes from the
+     * log (entries 1..last of the leader). */
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = t.ids[l];
+    hamok_raft *r;
+    assert_int_equal(hamok__raft_new(&r, &o), HAMOK_OK);
+    size_t ne = (size_t)last;
+    hamok_entry *es = hamok__calloc(ne, sizeof *es);
+    for (size_t k = 0; k < ne; k++) {
+        es[k] = *hamok__raft_entry(t.r[l2], k + 1);
+    }
+    assert_int_equal(hamok__raft_restore(r, hamok__raft_term(t.r[l2]), NULL, es, ne), HAMOK_OK);
+    hamok__free(es);
+    size_t k = 0;
+    hamok__raft_members(r, &k, &ci);
+    assert_int_equal(k, 4); /* bootstrap + the joiner, promoted */
+    assert_non_null(hamok__raft_config_at(r, 1, &k));
+    assert_int_equal(k, 3);
+    hamok__raft_destroy(&r);
+    net_free(&t);
+}
+
 /* Crash recovery: snapshot + log tail restore the state and configuration. */
 static void restore_snapshot_then_log(void **state)
 {
@@ -1072,6 +1156,7 @@ int main(void)
         cmocka_unit_test(membership_truncated_config_reverts),
         cmocka_unit_test(snapshot_catches_up_follower),
         cmocka_unit_test(snapshot_brings_new_member_up),
+        cmocka_unit_test(bootstrap_configuration_in_the_log),
         cmocka_unit_test(restore_snapshot_then_log),
         cmocka_unit_test(absurd_values_are_ignored),
         cmocka_unit_test(allocation_failure_sweep),

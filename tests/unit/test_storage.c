@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "codec/codec.h"
+#include "raft/raft.h"
 #include "storage/storage.h"
 #include "util/alloc.h"
 
@@ -960,6 +962,49 @@ static void corrupt_hardstate_and_id_refused(void **state)
     rm_rf(work);
 }
 
+/* The client sequence floor (client-seq): durable, only grows, absent = 0,
+ * every flipped bit and a short file refused, a leftover temp file removed. */
+static void client_seq_floor(void **state)
+{
+    fixture *f = *state;
+    hamok_storage_recovered rec;
+    hamok_storage *s = open_ok(f->dir, NULL, ID_A, &rec);
+    assert_int_equal(rec.seq_floor, 0);
+    hamok__storage_recovered_free(&rec);
+    assert_int_equal(hamok__storage_save_seq_floor(s, 65536), HAMOK_OK);
+    hamok_storage_stats st0, st1;
+    hamok__storage_stats(s, &st0);
+    assert_int_equal(hamok__storage_save_seq_floor(s, 65536), HAMOK_OK); /* nothing written */
+    hamok__storage_stats(s, &st1);
+    assert_int_equal(st1.fsyncs, st0.fsyncs);
+    assert_int_equal(hamok__storage_save_seq_floor(s, 100), HAMOK_ERR_INVALID);
+    assert_non_null(strstr(hamok__storage_error(s), "client-seq"));
+    assert_int_equal(hamok__storage_save_seq_floor(s, 131072), HAMOK_OK);
+    hamok__storage_close(&s);
+    char path[PATHLEN], work[PATHLEN], err[1024];
+    FMT(path, "%s/client-seq.tmp", f->dir);
+    write_file(path, "junk", 4);
+    s = open_ok(f->dir, NULL, NULL, &rec);
+    assert_int_equal(rec.seq_floor, 131072);
+    hamok__storage_recovered_free(&rec);
+    hamok__storage_close(&s);
+    assert_int_not_equal(access(path, F_OK), 0);
+    FMT(work, "%s/work", f->root);
+    FMT(path, "%s/client-seq", work);
+    for (uint64_t off = 0; off < 24; off++) {
+        rm_rf(work);
+        copy_dir(f->dir, work);
+        flip_bit(path, off, (int)(off % 8));
+        assert_int_equal(open_err(work, NULL, err, sizeof err), HAMOK_ERR_CORRUPT);
+        assert_non_null(strstr(err, "client-seq"));
+    }
+    rm_rf(work);
+    copy_dir(f->dir, work);
+    assert_int_equal(truncate(path, 10), 0);
+    assert_int_equal(open_err(work, NULL, err, sizeof err), HAMOK_ERR_CORRUPT);
+    rm_rf(work);
+}
+
 /* ------------------------------------------------------------------------
  * Snapshots. */
 
@@ -1314,6 +1359,236 @@ static void interrupted_install_recovers(void **state)
     model_free(&m);
 }
 
+/* ------------------------------------------------------------------------
+ * The core's update contract on real files (raft.h, FINDINGS.md observation
+ * 6): a follower core's updates are applied to the storage exactly as raft.h
+ * says — no special cases — while it installs snapshots, and what the
+ * storage recovers restores an equal core. */
+
+typedef struct follower {
+    hamok_raft *r;
+    hamok_storage *s;
+    uint8_t snap[64]; /* the incoming snapshot's bytes */
+    size_t snap_len;
+    hamok_member *snap_ms;
+    size_t snap_n;
+    uint64_t now;
+} follower;
+
+static void follower_step(follower *fw, hamok_raft_event *ev);
+
+/* raft.h "what the caller must do", in its order, on the storage. */
+static void follower_apply(follower *fw, const hamok_raft_update *u)
+{
+    if (u->hard_state_changed) {
+        assert_int_equal(hamok__storage_save_hard_state(fw->s, u->term, u->has_vote, &u->vote),
+                         HAMOK_OK);
+    }
+    if (u->has_chunk) {
+        if (u->chunk.offset == 0) {
+            fw->snap_len = 0;
+            hamok__members_free(fw->snap_ms, fw->snap_n);
+            fw->snap_ms = NULL;
+            fw->snap_n = 0;
+            if (u->chunk.n_members > 0) {
+                fw->snap_ms = hamok__calloc(u->chunk.n_members, sizeof *fw->snap_ms);
+                for (size_t k = 0; k < u->chunk.n_members; k++) {
+                    fw->snap_ms[k].id = u->chunk.members[k].id;
+                    fw->snap_ms[k].role = u->chunk.members[k].role;
+                    fw->snap_ms[k].endpoint = hamok__strdup(u->chunk.members[k].endpoint);
+                }
+                fw->snap_n = u->chunk.n_members;
+            }
+        }
+        assert_int_equal(u->chunk.offset, fw->snap_len);
+        assert_true(fw->snap_len + u->chunk.len <= sizeof fw->snap);
+        memcpy(fw->snap + fw->snap_len, u->chunk.data, u->chunk.len);
+        fw->snap_len += u->chunk.len;
+    }
+    if (u->snapshot_installed) {
+        hamok_buf meta = HAMOK_BUF_INIT;
+        assert_int_equal(hamok__codec_encode_config(fw->snap_ms, fw->snap_n, &meta), HAMOK_OK);
+        assert_int_equal(hamok__storage_snapshot_begin(fw->s, u->installed_index, u->installed_term,
+                                                       meta.data, meta.len),
+                         HAMOK_OK);
+        hamok__buf_free(&meta);
+        assert_int_equal(hamok__storage_snapshot_write(fw->s, fw->snap, fw->snap_len), HAMOK_OK);
+        assert_int_equal(hamok__storage_snapshot_commit(fw->s), HAMOK_OK);
+    }
+    if (u->truncate_from != 0) {
+        assert_int_equal(hamok__storage_truncate(fw->s, u->truncate_from, fw->now), HAMOK_OK);
+    }
+    if (u->n_persist > 0) {
+        assert_int_equal(
+            hamok__storage_append(fw->s, u->persist_first, u->persist, u->n_persist, fw->now),
+            HAMOK_OK);
+    }
+    /* The core's log is what the storage holds. */
+    assert_int_equal(hamok__storage_last_index(fw->s), hamok__raft_last_index(fw->r));
+    if (u->truncate_from != 0 || u->n_persist > 0) {
+        uint64_t di = 0, dt = 0;
+        assert_int_equal(hamok__storage_sync(fw->s, &di, &dt), HAMOK_OK);
+        hamok_raft_event ev = {.type = HAMOK_RAFT_EV_PERSISTED, .now_ms = fw->now};
+        ev.u.persisted.index = di;
+        ev.u.persisted.term = dt;
+        follower_step(fw, &ev);
+    }
+}
+
+static void follower_step(follower *fw, hamok_raft_event *ev)
+{
+    hamok_raft_update u;
+    assert_int_equal(hamok__raft_step(fw->r, ev, &u), HAMOK_OK);
+    follower_apply(fw, &u);
+}
+
+static hamok_member *three_members(void)
+{
+    hamok_member *ms = hamok__calloc(3, sizeof *ms);
+    for (size_t k = 0; k < 3; k++) {
+        ms[k].id = hamok__id_from_u64(k + 1);
+        ms[k].role = HAMOK_MEMBER_VOTER;
+        ms[k].endpoint = hamok__strdup("");
+    }
+    return ms;
+}
+
+/* AppendEntries from node `from` (term) with entries first.. of `eterm`. */
+static void follower_append(follower *fw, uint64_t from, uint64_t term, uint64_t prev,
+                            uint64_t prev_term, uint64_t first, uint64_t n, uint64_t eterm,
+                            uint64_t commit)
+{
+    hamok_msg m = {.type = HAMOK_MSG_APPEND_ENTRIES};
+    m.src = hamok__id_from_u64(from);
+    m.dst = hamok__id_from_u64(2);
+    m.u.append.term = term;
+    m.u.append.prev_log_index = prev;
+    m.u.append.prev_log_term = prev_term;
+    m.u.append.leader_commit = commit;
+    m.u.append.entries = hamok__calloc(n ? n : 1, sizeof(hamok_entry));
+    m.u.append.n_entries = n;
+    for (uint64_t k = 0; k < n; k++) {
+        hamok_entry *e = &m.u.append.entries[k];
+        e->term = eterm;
+        e->type = HAMOK_ENTRY_COMMAND;
+        char data[32];
+        int len = snprintf(data, sizeof data, "e%llu", (unsigned long long)(first + k));
+        e->data = hamok__memdup(data, (size_t)len);
+        e->len = (size_t)len;
+    }
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_RECEIVE, .now_ms = ++fw->now};
+    ev.u.msg = &m;
+    follower_step(fw, &ev);
+    hamok__msg_clear(&m);
+}
+
+static void follower_install(follower *fw, uint64_t from, uint64_t term, uint64_t index,
+                             uint64_t snap_term)
+{
+    hamok_msg m = {.type = HAMOK_MSG_INSTALL_SNAPSHOT};
+    m.src = hamok__id_from_u64(from);
+    m.dst = hamok__id_from_u64(2);
+    m.u.snapshot.term = term;
+    m.u.snapshot.last_index = index;
+    m.u.snapshot.last_term = snap_term;
+    m.u.snapshot.offset = 0;
+    m.u.snapshot.done = true;
+    m.u.snapshot.members = three_members();
+    m.u.snapshot.n_members = 3;
+    char data[32];
+    int len = snprintf(data, sizeof data, "state@%llu", (unsigned long long)index);
+    m.u.snapshot.data = hamok__memdup(data, (size_t)len);
+    m.u.snapshot.len = (size_t)len;
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_RECEIVE, .now_ms = ++fw->now};
+    ev.u.msg = &m;
+    hamok_raft_update u;
+    assert_int_equal(hamok__raft_step(fw->r, &ev, &u), HAMOK_OK);
+    assert_true(u.snapshot_installed);
+    assert_int_equal(u.installed_index, index);
+    assert_int_equal(u.truncate_from, 0); /* the install's drop is no truncation */
+    follower_apply(fw, &u);
+    hamok__msg_clear(&m);
+}
+
+/* Reopen the directory and restore a fresh core from it; compare. */
+static void follower_reopen(follower *fw, const char *dir, uint64_t snap, uint64_t last)
+{
+    uint64_t term = hamok__raft_term(fw->r);
+    hamok__storage_close(&fw->s);
+    hamok__raft_destroy(&fw->r);
+    hamok_storage_recovered rec;
+    fw->s = open_ok(dir, NULL, NULL, &rec);
+    assert_true(rec.has_snapshot);
+    assert_int_equal(rec.snapshot_index, snap);
+    assert_int_equal(rec.first_index, snap + 1);
+    assert_int_equal(rec.n_entries, last - snap);
+    assert_int_equal(rec.term, term);
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = hamok__id_from_u64(2); /* no bootstrap voters: all from the directory */
+    assert_int_equal(hamok__raft_new(&fw->r, &o), HAMOK_OK);
+    hamok_member *ms = NULL;
+    size_t n = 0;
+    assert_int_equal(hamok__codec_decode_config(rec.snapshot_meta, rec.snapshot_meta_len, &ms, &n),
+                     HAMOK_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(
+        hamok__raft_restore_snapshot(fw->r, rec.snapshot_index, rec.snapshot_term, ms, n),
+        HAMOK_OK);
+    hamok__members_free(ms, n);
+    assert_int_equal(hamok__raft_restore(fw->r, rec.term, rec.has_vote ? &rec.vote : NULL,
+                                         rec.entries, rec.n_entries),
+                     HAMOK_OK);
+    hamok__storage_recovered_free(&rec);
+    assert_int_equal(hamok__raft_last_index(fw->r), last);
+    assert_int_equal(hamok__raft_commit_index(fw->r), snap);
+    size_t k = 0;
+    hamok__raft_members(fw->r, &k, NULL);
+    assert_int_equal(k, 3);
+}
+
+static void raft_install_contract_on_disk(void **state)
+{
+    fixture *f = *state;
+    follower fw;
+    memset(&fw, 0, sizeof fw);
+    hamok_storage_recovered rec;
+    fw.s = open_ok(f->dir, NULL, ID_A, &rec);
+    hamok__storage_recovered_free(&rec);
+    hamok_raft_options o;
+    hamok__raft_options_default(&o);
+    o.self = hamok__id_from_u64(2);
+    hamok_id voters[3] = {hamok__id_from_u64(1), hamok__id_from_u64(2), hamok__id_from_u64(3)};
+    o.voters = voters;
+    o.n_voters = 3;
+    assert_int_equal(hamok__raft_new(&fw.r, &o), HAMOK_OK);
+    /* Leader n1, term 1: entries 1..8, only 1..2 committed. */
+    follower_append(&fw, 1, 1, 0, 0, 1, 8, 1, 2);
+    assert_int_equal(hamok__raft_last_index(fw.r), 8);
+    assert_int_equal(hamok__raft_commit_index(fw.r), 2);
+    /* Leader n3, term 2, compacted up to 50 (3..8 of term 1 were lost): the
+     * log does not hold (50, 2), so all of it goes. */
+    follower_install(&fw, 3, 2, 50, 2);
+    assert_int_equal(hamok__raft_first_index(fw.r), 51);
+    assert_int_equal(hamok__raft_last_index(fw.r), 50);
+    assert_int_equal(hamok__storage_last_index(fw.s), 50);
+    follower_append(&fw, 3, 2, 50, 2, 51, 5, 2, 52);
+    assert_int_equal(hamok__raft_last_index(fw.r), 55);
+    follower_reopen(&fw, f->dir, 50, 55);
+    /* A snapshot inside the log (it holds (53, 2)): the tail stays. */
+    follower_install(&fw, 3, 2, 53, 2);
+    assert_int_equal(hamok__raft_last_index(fw.r), 55);
+    follower_reopen(&fw, f->dir, 53, 55);
+    /* And one at the same index with another term (the log is replaced). */
+    follower_install(&fw, 1, 3, 55, 3);
+    assert_int_equal(hamok__raft_last_index(fw.r), 55);
+    follower_append(&fw, 1, 3, 55, 3, 56, 2, 3, 56);
+    follower_reopen(&fw, f->dir, 55, 57);
+    hamok__members_free(fw.snap_ms, fw.snap_n);
+    hamok__raft_destroy(&fw.r);
+    hamok__storage_close(&fw.s);
+}
+
 static void corrupt_snapshot(void **state)
 {
     fixture *f = *state;
@@ -1660,11 +1935,13 @@ int main(void)
         T(torn_tail_zeros_and_final_crc),
         T(bit_flip_in_earlier_record_is_corrupt),
         T(corrupt_hardstate_and_id_refused),
+        T(client_seq_floor),
         T(snapshot_streamed_in_chunks),
         T(snapshot_abort_leaves_nothing),
         T(compaction_deletes_old_segments),
         T(installed_snapshot_resets_log),
         T(interrupted_install_recovers),
+        T(raft_install_contract_on_disk),
         T(corrupt_snapshot),
         T(batch_policy_groups_fsyncs),
         T(io_errors_name_the_file),
