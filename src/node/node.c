@@ -519,9 +519,28 @@ static hamok_status store_snapshot(hamok_node *n, uint64_t index, uint64_t term,
     return st;
 }
 
+/* A committed command of ours was answered: complete its request. */
+static void complete_own(hamok_node *n, uint64_t seq, const uint8_t *res, size_t len)
+{
+    hamok_req *rq = seq_take(&n->pending, seq);
+    if (rq != NULL) {
+        rq->seq = 0; /* already out of the table */
+        active_remove(n, rq);
+        req_complete(n, rq, HAMOK_OK, res, len);
+    }
+}
+
 static void on_coll_event(void *ud, const hamok_coll_event *ev)
 {
-    hamok__node_dispatch_event(ud, ev);
+    hamok_node *n = ud;
+    if (ev->type == HAMOK_CEV_ANSWER) {
+        /* A remote-map request answered when its outcome is applied. */
+        if (ev->seq != 0 && hamok__id_eq(&ev->peer, &n->self)) {
+            complete_own(n, ev->seq, ev->value, ev->value_len);
+        }
+        return;
+    }
+    hamok__node_dispatch_event(n, ev);
 }
 
 static void apply_entries(hamok_node *n, const hamok_raft_update *u)
@@ -546,13 +565,10 @@ static void apply_entries(hamok_node *n, const hamok_raft_update *u)
             atomic_store(&n->stop, true);
             return;
         }
-        if (e->type == HAMOK_ENTRY_COMMAND && e->seq != 0 && hamok__id_eq(&e->client, &n->self)) {
-            hamok_req *rq = seq_take(&n->pending, e->seq);
-            if (rq != NULL) {
-                rq->seq = 0; /* already out of the table */
-                active_remove(n, rq);
-                req_complete(n, rq, HAMOK_OK, n->res.data, n->res.len);
-            }
+        /* No result: a queued remote-map request, answered later (ANSWER). */
+        if (e->type == HAMOK_ENTRY_COMMAND && e->seq != 0 && hamok__id_eq(&e->client, &n->self) &&
+            n->res.len > 0) {
+            complete_own(n, e->seq, n->res.data, n->res.len);
         }
     }
     pthread_rwlock_unlock(&n->reg_lock);
