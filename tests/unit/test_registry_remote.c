@@ -533,9 +533,26 @@ static void corrupt_snapshots_refused(void **state)
     h_free(&h);
 }
 
+/* docs/PROTOCOL.md §10.7 shows these bytes. */
+static void outcome_golden_bytes(void **state)
+{
+    (void)state;
+    static const uint8_t want[] = {0x95, 0x05, 0x0e, 0xc4, 0x01, 0x6d, 0x07, 0x91, 0x93,
+                                   0xc4, 0x00, 0xc4, 0x0b, 0x93, 0x00, 0xc2, 0x91, 0x93,
+                                   0xc4, 0x00, 0xc4, 0x01, 0x6f, 0xc0, 0xc0};
+    hamok_cmd_item obs = {NULL, 0, true, (uint8_t *)"o", 1, false, NULL, 0};
+    hamok_buf b = HAMOK_BUF_INIT;
+    assert_int_equal(
+        hamok__remote_outcome_encode((const uint8_t *)"m", 1, 7, HAMOK_OK, &obs, 1, &b), HAMOK_OK);
+    assert_int_equal(b.len, sizeof want);
+    assert_memory_equal(b.data, want, sizeof want);
+    hamok__buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(outcome_golden_bytes),
         cmocka_unit_test(every_op),
         cmocka_unit_test(errors_and_stale_outcomes),
         cmocka_unit_test(sessions_and_order),
