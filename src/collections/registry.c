@@ -180,6 +180,17 @@ void hamok__coll_emit(const coll_ctx *c, hamok_coll_event *ev)
     c->sink(c->ud, ev);
 }
 
+/* A context for events of `coll` outside a command's prepare/commit. */
+static void ctx_for(coll_ctx *c, uint64_t index, hamok_coll *coll, hamok_coll_event_fn sink,
+                    void *ud)
+{
+    memset(c, 0, sizeof *c);
+    c->index = index;
+    c->coll = coll;
+    c->sink = sink;
+    c->ud = ud;
+}
+
 void hamok__coll_prep_release(coll_ctx *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -424,11 +435,7 @@ static hamok_status remote_request(hamok_registry *r, uint64_t index, const hamo
     (void)hamok__sessions_record(r->sessions, &e->client, e->seq, PENDING_MARK,
                                  sizeof PENDING_MARK); /* reserved */
     coll_ctx c;
-    memset(&c, 0, sizeof c);
-    c.index = index;
-    c.coll = coll;
-    c.sink = sink;
-    c.ud = ud;
+    ctx_for(&c, index, coll, sink, ud);
     hamok_coll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = HAMOK_CEV_PENDING;
@@ -478,13 +485,9 @@ static hamok_status remote_outcome(hamok_registry *r, const hamok_cmd *cmd, hamo
     }
     hamok_buf rb = HAMOK_BUF_INIT; /* the proposer's result */
     coll_ctx c;
-    memset(&c, 0, sizeof c);
-    c.index = p->index;
+    ctx_for(&c, p->index, coll, sink, ud);
     c.client = &p->client;
     c.cmd = &req;
-    c.coll = coll;
-    c.sink = sink;
-    c.ud = ud;
     if (st == HAMOK_OK) {
         st = scratch_ensure(r, 0, req.n_items);
     }
@@ -704,11 +707,7 @@ static hamok_status apply_config(hamok_registry *r, uint64_t index, const hamok_
             continue;
         }
         coll_ctx c;
-        memset(&c, 0, sizeof c);
-        c.index = index;
-        c.coll = coll;
-        c.sink = sink;
-        c.ud = ud;
+        ctx_for(&c, index, coll, sink, ud);
         hamok__emitter_retain(&c, is_member, &mv);
     }
     hamok__members_free(members, n);

@@ -35,36 +35,12 @@
 #include "hamok/node.h"
 #include "hamok/remote_map.h"
 #include "redis_store.h"
+#include "remote_test.h"
 
 #define WAIT_MS 15000
 
 static pid_t g_redis = -1;
 static int g_port;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void pause_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool wait_for(bool (*cond)(void *), void *ud, unsigned timeout_ms)
-{
-    uint64_t end = now_ms() + timeout_ms;
-    while (!cond(ud)) {
-        if (now_ms() >= end) {
-            return cond(ud);
-        }
-        pause_ms(2);
-    }
-    return true;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The server */
@@ -261,42 +237,6 @@ static void test_commit_contract(void **state)
 
 #define N 3
 
-typedef struct ev_log {
-    pthread_mutex_t mu;
-    char lines[2048][96];
-    int n;
-} ev_log;
-
-static void on_event(void *ud, const hamok_map_event *ev)
-{
-    ev_log *l = ud;
-    static const char *names[] = {"?", "insert", "update", "remove", "clear"};
-    pthread_mutex_lock(&l->mu);
-    if (l->n < 2048) {
-        char *o = l->lines[l->n++];
-        int w = snprintf(o, 96, "%s", names[ev->type]);
-        if (ev->key != NULL) {
-            w += snprintf(o + w, 96 - (size_t)w, " %.*s", (int)ev->key_len, (const char *)ev->key);
-        }
-        if (ev->has_old) {
-            w += snprintf(o + w, 96 - (size_t)w, " old=%.*s", (int)ev->old_len,
-                          (const char *)ev->old);
-        }
-        if (ev->type == HAMOK_MAP_INSERT || ev->type == HAMOK_MAP_UPDATE) {
-            snprintf(o + w, 96 - (size_t)w, " v=%.*s", (int)ev->value_len, (const char *)ev->value);
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
-}
-
-static int ev_count(ev_log *l)
-{
-    pthread_mutex_lock(&l->mu);
-    int n = l->n;
-    pthread_mutex_unlock(&l->mu);
-    return n;
-}
-
 typedef struct peers {
     hamok_mem_hub *hub;
     hamok_node *node[N];
@@ -330,7 +270,7 @@ static void peers_start(peers *p, size_t n, const char *hash, const hamok_remote
         assert_int_equal(hamok_node_join(p->node[i], WAIT_MS), HAMOK_OK);
     }
     for (size_t i = 0; i < n; i++) {
-        pthread_mutex_init(&p->ev[i].mu, NULL);
+        ev_init(&p->ev[i]);
         p->store[i] = new_store(hash);
         assert_int_equal(hamok_remote_map_open(p->node[i], "rm", ops, p->store[i], &p->map[i]),
                          HAMOK_OK);

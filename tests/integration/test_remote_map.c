@@ -27,36 +27,11 @@
 #include "hamok/mem.h"
 #include "hamok/node.h"
 #include "hamok/remote_map.h"
+#include "remote_test.h"
 
 #define MAXN    3
 #define WAIT_MS 15000
 #define MAXE    4096
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void pause_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Wait until cond(ud) holds or the deadline passes; polls every 2 ms. */
-static bool wait_for(bool (*cond)(void *), void *ud, unsigned timeout_ms)
-{
-    uint64_t end = now_ms() + timeout_ms;
-    while (!cond(ud)) {
-        if (now_ms() >= end) {
-            return cond(ud);
-        }
-        pause_ms(2);
-    }
-    return true;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The in-memory store */
@@ -368,50 +343,38 @@ static bool has_leader(void *ud)
     return true;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Events as text, per peer */
-
-typedef struct ev_log {
-    pthread_mutex_t mu;
-    char lines[512][96];
-    int n;
-} ev_log;
-
-static void ev_init(ev_log *l)
+/* Three peers with a leader everyone agrees on. */
+static void start3(cluster *c)
 {
-    memset(l, 0, sizeof *l);
-    pthread_mutex_init(&l->mu, NULL);
+    cluster_start(c, 3);
+    one_leader ol = {c, SIZE_MAX};
+    assert_true(wait_for(has_leader, &ol, WAIT_MS));
 }
 
-static void on_event(void *ud, const hamok_map_event *ev)
+/* Open `name` over `s` on every peer; listen into evs[i] when evs is set. */
+static void open_all(cluster *c, const char *name, mem_store *s, hamok_remote_map **m, ev_log *evs)
 {
-    ev_log *l = ud;
-    static const char *names[] = {"?", "insert", "update", "remove", "clear"};
-    pthread_mutex_lock(&l->mu);
-    if (l->n < 512) {
-        char *o = l->lines[l->n++];
-        int w = snprintf(o, 96, "%s", names[ev->type]);
-        if (ev->key != NULL) {
-            w += snprintf(o + w, 96 - (size_t)w, " %.*s", (int)ev->key_len, (const char *)ev->key);
-        }
-        if (ev->has_old) {
-            w += snprintf(o + w, 96 - (size_t)w, " old=%.*s", (int)ev->old_len,
-                          (const char *)ev->old);
-        }
-        if (ev->type == HAMOK_MAP_INSERT || ev->type == HAMOK_MAP_UPDATE) {
-            snprintf(o + w, 96 - (size_t)w, " v=%.*s", (int)ev->value_len, (const char *)ev->value);
+    for (size_t i = 0; i < c->n; i++) {
+        assert_int_equal(hamok_remote_map_open(c->nodes[i], name, &STORE_OPS, s, &m[i]), HAMOK_OK);
+        if (evs != NULL) {
+            ev_init(&evs[i]);
+            assert_int_equal(hamok_remote_map_on(m[i], on_event, &evs[i]), HAMOK_OK);
         }
     }
-    pthread_mutex_unlock(&l->mu);
 }
 
-static int ev_count(ev_log *l)
+/* Close every map, stop the peers, free the store. */
+static void stop_all(cluster *c, mem_store *s, hamok_remote_map **m)
 {
-    pthread_mutex_lock(&l->mu);
-    int n = l->n;
-    pthread_mutex_unlock(&l->mu);
-    return n;
+    for (size_t i = 0; i < c->n; i++) {
+        hamok_remote_map_close(&m[i]);
+    }
+    cluster_stop(c);
+    store_fini(s);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Events, per peer */
 
 typedef struct ev_wait {
     ev_log *logs;
@@ -598,19 +561,12 @@ static void test_three_peers_events(void **state)
 {
     (void)state;
     cluster c;
-    cluster_start(&c, 3);
-    one_leader ol = {&c, SIZE_MAX};
-    assert_true(wait_for(has_leader, &ol, WAIT_MS));
+    start3(&c);
     mem_store s;
     store_init(&s);
     hamok_remote_map *m[3];
     static ev_log evs[3];
-    for (size_t i = 0; i < 3; i++) {
-        ev_init(&evs[i]);
-        assert_int_equal(hamok_remote_map_open(c.nodes[i], "shared", &STORE_OPS, &s, &m[i]),
-                         HAMOK_OK);
-        assert_int_equal(hamok_remote_map_on(m[i], on_event, &evs[i]), HAMOK_OK);
-    }
+    open_all(&c, "shared", &s, m, evs);
     /* Concurrent writers on every peer (batches form). */
     static writer ws[3];
     pthread_t th[3];
@@ -652,11 +608,7 @@ static void test_three_peers_events(void **state)
     /* Several requests went into one store commit. */
     assert_true(s.commits < 122);
     printf("  122 requests in %llu store commits\n", (unsigned long long)s.commits);
-    for (size_t i = 0; i < 3; i++) {
-        hamok_remote_map_close(&m[i]);
-    }
-    cluster_stop(&c);
-    store_fini(&s);
+    stop_all(&c, &s, m);
 }
 
 typedef struct async_res {
@@ -807,19 +759,12 @@ static void test_leader_lost_after_execute(void **state)
 {
     (void)state;
     cluster c;
-    cluster_start(&c, 3);
-    one_leader ol = {&c, SIZE_MAX};
-    assert_true(wait_for(has_leader, &ol, WAIT_MS));
+    start3(&c);
     mem_store s;
     store_init(&s);
     hamok_remote_map *m[3];
     static ev_log evs[3];
-    for (size_t i = 0; i < 3; i++) {
-        ev_init(&evs[i]);
-        assert_int_equal(hamok_remote_map_open(c.nodes[i], "crash", &STORE_OPS, &s, &m[i]),
-                         HAMOK_OK);
-        assert_int_equal(hamok_remote_map_on(m[i], on_event, &evs[i]), HAMOK_OK);
-    }
+    open_all(&c, "crash", &s, m, evs);
     size_t l = leader_of(&c, SIZE_MAX);
     size_t f = (l + 1) % 3;
     assert_int_equal(hamok_remote_map_set_str(m[f], "k", "before", NULL, WAIT_MS), HAMOK_OK);
@@ -869,11 +814,7 @@ static void test_leader_lost_after_execute(void **state)
         expect_lines(&evs[i], want3, 3);
     }
     assert_int_equal(s.dup_executions, 0);
-    for (size_t i = 0; i < 3; i++) {
-        hamok_remote_map_close(&m[i]);
-    }
-    cluster_stop(&c);
-    store_fini(&s);
+    stop_all(&c, &s, m);
 }
 
 /* Leader changes under a stream of writes: no acknowledged write is lost,
@@ -882,16 +823,11 @@ static void test_leader_changes_mid_stream(void **state)
 {
     (void)state;
     cluster c;
-    cluster_start(&c, 3);
-    one_leader ol = {&c, SIZE_MAX};
-    assert_true(wait_for(has_leader, &ol, WAIT_MS));
+    start3(&c);
     mem_store s;
     store_init(&s);
     hamok_remote_map *m[3];
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(hamok_remote_map_open(c.nodes[i], "stream", &STORE_OPS, &s, &m[i]),
-                         HAMOK_OK);
-    }
+    open_all(&c, "stream", &s, m, NULL);
     /* Two writers, each on a peer that is not the leader at the start. */
     size_t l = leader_of(&c, SIZE_MAX);
     static writer ws[2];
@@ -937,11 +873,7 @@ static void test_leader_changes_mid_stream(void **state)
     }
     printf("  %d writes acknowledged across 2 leader changes, %d unknown\n", acked,
            atomic_load(&ws[0].unknown) + atomic_load(&ws[1].unknown));
-    for (size_t i = 0; i < 3; i++) {
-        hamok_remote_map_close(&m[i]);
-    }
-    cluster_stop(&c);
-    store_fini(&s);
+    stop_all(&c, &s, m);
 }
 
 /* A lossy network makes followers retry their submits: the log may hold a
@@ -950,16 +882,11 @@ static void test_retries_execute_once(void **state)
 {
     (void)state;
     cluster c;
-    cluster_start(&c, 3);
-    one_leader ol = {&c, SIZE_MAX};
-    assert_true(wait_for(has_leader, &ol, WAIT_MS));
+    start3(&c);
     mem_store s;
     store_init(&s);
     hamok_remote_map *m[3];
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(hamok_remote_map_open(c.nodes[i], "lossy", &STORE_OPS, &s, &m[i]),
-                         HAMOK_OK);
-    }
+    open_all(&c, "lossy", &s, m, NULL);
     size_t f = (leader_of(&c, SIZE_MAX) + 1) % 3;
     assert_int_equal(hamok_mem_hub_set_drop(c.hub, 150), HAMOK_OK);
     int ok = 0;
@@ -983,11 +910,7 @@ static void test_retries_execute_once(void **state)
     for (int k = 0; k < 60; k++) {
         assert_true(s.writes_of[k] <= 1);
     }
-    for (size_t i = 0; i < 3; i++) {
-        hamok_remote_map_close(&m[i]);
-    }
-    cluster_stop(&c);
-    store_fini(&s);
+    stop_all(&c, &s, m);
 }
 
 typedef struct loop_read {
