@@ -1051,10 +1051,20 @@ static void flush_props(hamok_node *n, uint64_t now)
     hamok__free(ps);
 }
 
+/* Retry a submit at `at`: the request check must run by then (otherwise a
+ * lost frame waits for the next unrelated check, up to the deadline). */
+static void retry_submit_at(hamok_node *n, hamok_req *rq, uint64_t at)
+{
+    rq->retry_at = at;
+    if (at < n->req_check_at) {
+        n->req_check_at = at;
+    }
+}
+
 static void send_submit(hamok_node *n, hamok_req *rq, uint64_t now)
 {
     uint32_t retry = n->cfg.election_timeout_ms;
-    rq->retry_at = now + retry;
+    retry_submit_at(n, rq, now + retry); /* a lost SUBMIT_REQUEST is sent again */
     hamok_id leader;
     if (!hamok__raft_leader(n->raft, &leader)) {
         return; /* wait for a leader */
@@ -1146,10 +1156,10 @@ static void recv_submit_response(hamok_node *n, uint64_t now, const hamok_msg *m
     }
     if (s->status == HAMOK_OK) {
         rq->accepted = true;
-        rq->retry_at = now + 2u * n->cfg.election_timeout_ms;
+        retry_submit_at(n, rq, now + 2u * n->cfg.election_timeout_ms);
     } else if (s->status == HAMOK_ERR_NOT_LEADER || s->status == HAMOK_ERR_BUSY ||
                s->status == HAMOK_ERR_NOMEM) {
-        rq->retry_at = now + n->cfg.heartbeat_ms;
+        retry_submit_at(n, rq, now + n->cfg.heartbeat_ms);
     } else {
         finish(n, rq, (hamok_status)s->status, NULL, 0);
     }
