@@ -192,8 +192,8 @@ static hamok_status b_load(void *ud, hamok_remote_out *out)
     return st;
 }
 
-static const hamok_remote_store_ops B_OPS = {HAMOK_REMOTE_STORE_ABI, b_get, b_scan, b_size,
-                                             b_commit, b_load};
+static const hamok_remote_store_ops B_OPS = {
+    HAMOK_REMOTE_STORE_ABI, b_get, b_scan, b_size, b_commit, b_load};
 
 /* ------------------------------------------------------------------------ */
 
@@ -366,7 +366,8 @@ int main(int argc, char **argv)
     throughput(maps[follower], value, seconds);
     hamok_remote_map_stats st;
     hamok_remote_map_stats_get(maps[leader], &st);
-    printf("\nleader's worker: %" PRIu64 " requests in %" PRIu64 " store commits (%.1f per commit)\n",
+    printf("\nleader's worker: %" PRIu64 " requests in %" PRIu64
+           " store commits (%.1f per commit)\n",
            st.executed, st.batches, st.batches ? (double)st.executed / (double)st.batches : 0.0);
     hamok_remote_map_clear(maps[leader], T_MS);
     for (int i = 0; i < PEERS; i++) {
