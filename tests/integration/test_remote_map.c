@@ -6,7 +6,8 @@
  * answered with HAMOK_ERR_STORE (one refused request does not fail its
  * batch), a lost commit reply, a store without exactly-once support, the
  * leader lost between executing and publishing (exactly once: the new leader
- * republishes from the store), leader changes under a stream of writes,
+ * republishes from the store), leader changes under a stream of writes, a
+ * peer that joins by snapshot and then leads,
  * retries on a lossy network executed once, API misuse. Real threads and
  * clock; every wait is a condition with a deadline. */
 #define _DEFAULT_SOURCE
@@ -29,7 +30,7 @@
 #include "hamok/remote_map.h"
 #include "remote_test.h"
 
-#define MAXN    3
+#define MAXN    4
 #define WAIT_MS 15000
 #define MAXE    4096
 
@@ -276,6 +277,7 @@ static hamok_node *start_node(cluster *c, size_t i)
     assert_int_equal(hamok_config_set_timing(cfg, 150, 30), HAMOK_OK);
     assert_int_equal(hamok_config_set_peer_timeout(cfg, 0), HAMOK_OK);
     assert_int_equal(hamok_config_set_request_timeout(cfg, 1500), HAMOK_OK);
+    assert_int_equal(hamok_config_set_snapshot_entries(cfg, 32), HAMOK_OK);
     hamok_transport *t;
     assert_int_equal(hamok_mem_transport_new(c->hub, &t), HAMOK_OK);
     assert_int_equal(hamok_node_new(&c->nodes[i], cfg, &t), HAMOK_OK);
@@ -913,6 +915,45 @@ static void test_retries_execute_once(void **state)
     stop_all(&c, &s, m);
 }
 
+/* A peer that joins by snapshot (the remote map's queue and epoch restored
+ * from it, never its data) becomes leader and executes. */
+static void test_snapshot_joiner_leads(void **state)
+{
+    (void)state;
+    cluster c;
+    start3(&c);
+    mem_store s;
+    store_init(&s);
+    hamok_remote_map *m[MAXN] = {NULL};
+    open_all(&c, "snap", &s, m, NULL);
+    for (int k = 0; k < 700; k++) { /* ~1,400 entries: past the 1,024 kept after a snapshot */
+        char key[16];
+        snprintf(key, sizeof key, "w%d", k);
+        assert_int_equal(hamok_remote_map_set_str(m[k % 3], key, "1", NULL, WAIT_MS), HAMOK_OK);
+    }
+    hamok_node *late = start_node(&c, 3);
+    c.n = 4;
+    assert_int_equal(hamok_node_join(late, WAIT_MS), HAMOK_OK);
+    hamok_node_stats ns;
+    hamok_node_stats_get(late, &ns);
+    assert_true(ns.snapshots_installed >= 1);
+    assert_int_equal(hamok_remote_map_open(late, "snap", &STORE_OPS, &s, &m[3]), HAMOK_OK);
+    hamok_id target = hamok_node_id(late);
+    size_t l = leader_of(&c, SIZE_MAX);
+    assert_int_equal(hamok_node_transfer_leadership(c.nodes[l], &target, WAIT_MS), HAMOK_OK);
+    assert_true(hamok_node_is_leader(late));
+    hamok_value old;
+    assert_int_equal(hamok_remote_map_set_str(m[0], "w5", "2", &old, WAIT_MS), HAMOK_OK);
+    assert_true(old.present);
+    assert_string_equal(old.data, "1");
+    hamok_value_free(&old);
+    hamok_remote_map_stats st;
+    hamok_remote_map_stats_get(m[3], &st);
+    assert_true(st.executed >= 1); /* the late peer executed it */
+    assert_int_equal(s.dup_executions, 0);
+    stop_all(&c, &s, m);
+}
+
 typedef struct loop_read {
     hamok_remote_map *m;
     atomic_int status; /* -1 until the event fired */
@@ -1016,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_leader_lost_after_execute),
         cmocka_unit_test(test_leader_changes_mid_stream),
         cmocka_unit_test(test_retries_execute_once),
+        cmocka_unit_test(test_snapshot_joiner_leads),
         cmocka_unit_test(test_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
