@@ -59,11 +59,11 @@ if [ "$sanitize" -eq 1 ]; then
     cmake_args+=(-DHAMOK_SANITIZE=ON)
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-    required=${HAMOK_REQUIRE_LABELS-unit sim}
+    required=${HAMOK_REQUIRE_LABELS-unit sim redis}
 else
     build=${HAMOK_BUILD_DIR:-$root/build}
     cmake_args+=(-DHAMOK_SANITIZE=OFF)
-    required=${HAMOK_REQUIRE_LABELS-unit sim fuzz}
+    required=${HAMOK_REQUIRE_LABELS-unit sim fuzz redis}
 fi
 case "$build" in
 /*) ;;

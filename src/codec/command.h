@@ -69,7 +69,8 @@ typedef enum hamok_op {
     HAMOK_OP_UNSUBSCRIBE = 11,
     HAMOK_OP_UPDATE_METADATA = 12,
     HAMOK_OP_CLEANUP = 13,
-    HAMOK_OP_MAX_ = 13
+    HAMOK_OP_OUTCOME = 14, /* remote map: what the leader's store execution observed */
+    HAMOK_OP_MAX_ = 14
 } hamok_op;
 
 typedef struct hamok_cmd_item {

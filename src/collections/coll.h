@@ -47,6 +47,26 @@ typedef struct coll_emitter {
     size_t n_subs;
 } coll_emitter;
 
+/* Remote map: the requests committed and not yet resolved, oldest first
+ * (v[head .. head + n)), and the map's epoch (remote.h). */
+typedef struct coll_pend {
+    uint64_t index;
+    hamok_id client;
+    uint64_t seq;
+    uint8_t *cmd; /* the request's encoded command (owned) */
+    size_t len;
+} coll_pend;
+
+typedef struct coll_remote {
+    coll_pend *v;
+    size_t head;
+    size_t n;
+    size_t cap;
+    hamok_id epoch_client;
+    uint64_t epoch_index;
+    uint64_t resolved;
+} coll_remote;
+
 struct hamok_coll {
     uint8_t kind;
     const uint8_t *name; /* the key of the registry's record for this collection */
@@ -55,6 +75,7 @@ struct hamok_coll {
         hamok_hmap map; /* MAP, RECORD */
         coll_queue queue;
         coll_emitter em;
+        coll_remote remote;
     } u;
 };
 
@@ -122,5 +143,22 @@ void hamok__emitter_retain(coll_ctx *c, bool (*keep)(void *ud, const hamok_id *p
                            void *keep_ud);
 void hamok__event_free(coll_event *ev);
 coll_event *hamok__event_of(const hamok_hrec *rec);
+
+void hamok__remote_init(hamok_coll *c);
+void hamok__remote_free(hamok_coll *c);
+/* Room for `extra` more pending requests (no visible change). */
+hamok_status hamok__remote_reserve(coll_remote *rm, size_t extra);
+/* Append (room reserved; takes `p->cmd`). */
+void hamok__remote_push(coll_remote *rm, const coll_pend *p);
+/* Drop the oldest pending request (frees its command). */
+void hamok__remote_pop(coll_remote *rm);
+/* The oldest pending request, or NULL. */
+coll_pend *hamok__remote_head(coll_remote *rm);
+/* Resolve `req` with the outcome `obs`: fill c->res (room for
+ * req->n_items; items borrow from req and obs) and, when `emit`, emit the
+ * events through c (index = the request's). An outcome whose observations
+ * do not match the request gives status HAMOK_ERR_CODEC. */
+void hamok__remote_resolve(coll_ctx *c, const hamok_cmd *req, const hamok_cmd_result *obs,
+                           bool emit);
 
 #endif

@@ -1,17 +1,24 @@
 /* The registry: collections by name, the session table, apply, reads,
- * snapshot/restore. Per-kind behaviour lives in map.c, queue.c, emitter.c
- * (see coll.h for the prepare/commit split that makes every entry all or
- * nothing). */
+ * snapshot/restore. Per-kind behaviour lives in map.c, queue.c, emitter.c,
+ * remote.c (see coll.h for the prepare/commit split that makes every entry
+ * all or nothing). */
 #include <string.h>
 
 #include "codec/codec.h"
 #include "collections/coll.h"
+#include "collections/remote.h"
 #include "collections/session.h"
 #include "util/alloc.h"
 #include "util/crc32c.h"
 
 /* Scratch arrays larger than this are given back after each entry. */
 #define SCRATCH_KEEP 1024u
+
+/* What the session table holds for a queued remote-map request until its
+ * outcome is applied: a byte that begins no MessagePack value, so no result
+ * can be mistaken for it. A duplicate of a queued request answers nothing
+ * (the proposer is answered when the outcome is applied). */
+static const uint8_t PENDING_MARK[1] = {0xc1};
 
 struct hamok_registry {
     hamok_hmap colls; /* name -> hamok_coll * (pointer bytes in the value) */
@@ -49,6 +56,7 @@ static hamok_coll *coll_new(uint8_t kind)
     case HAMOK_KIND_RECORD: hamok__map_init(c); break;
     case HAMOK_KIND_QUEUE: hamok__queue_init(c); break;
     case HAMOK_KIND_EMITTER: hamok__emitter_init(c); break;
+    case HAMOK_KIND_REMOTE_MAP: hamok__remote_init(c); break;
     default: break;
     }
     return c;
@@ -64,6 +72,7 @@ static void coll_free(hamok_coll *c)
     case HAMOK_KIND_RECORD: hamok__map_free(c); break;
     case HAMOK_KIND_QUEUE: hamok__queue_free(c); break;
     case HAMOK_KIND_EMITTER: hamok__emitter_free(c); break;
+    case HAMOK_KIND_REMOTE_MAP: hamok__remote_free(c); break;
     default: break;
     }
     hamok__free(c);
@@ -169,6 +178,17 @@ void hamok__coll_emit(const coll_ctx *c, hamok_coll_event *ev)
     ev->name_len = c->coll->name_len;
     ev->index = c->index;
     c->sink(c->ud, ev);
+}
+
+/* A context for events of `coll` outside a command's prepare/commit. */
+static void ctx_for(coll_ctx *c, uint64_t index, hamok_coll *coll, hamok_coll_event_fn sink,
+                    void *ud)
+{
+    memset(c, 0, sizeof *c);
+    c->index = index;
+    c->coll = coll;
+    c->sink = sink;
+    c->ud = ud;
 }
 
 void hamok__coll_prep_release(coll_ctx *c, size_t n)
@@ -369,16 +389,174 @@ static void kind_commit(coll_ctx *c)
     }
 }
 
+/* ------------------------------------------------------------------------- */
+/* Remote map (remote.h) */
+
+/* A valid request is queued; its proposer is answered at its outcome. */
+static hamok_status remote_request(hamok_registry *r, uint64_t index, const hamok_entry *e,
+                                   const hamok_cmd *cmd, hamok_hrec *rec, hamok_buf *result,
+                                   hamok_coll_event_fn sink, void *ud)
+{
+    hamok_status st = hamok__remote_check(cmd);
+    if (st == HAMOK_ERR_NOMEM) {
+        return st;
+    }
+    if (st != HAMOK_OK) {
+        return answer_status(r, e, result, st);
+    }
+    hamok_hrec *fresh = NULL;
+    if (rec == NULL) {
+        fresh = coll_make(cmd->kind, cmd->name, cmd->name_len);
+        if (fresh == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+    }
+    hamok_coll *coll = coll_of(rec != NULL ? rec : fresh);
+    coll_pend p = {index, e->client, e->seq, hamok__memdup(e->data, e->len), e->len};
+    st = p.cmd == NULL ? HAMOK_ERR_NOMEM : hamok__remote_reserve(&coll->u.remote, 1);
+    if (st == HAMOK_OK && fresh != NULL) {
+        st = hamok__hmap_reserve(&r->colls, 1);
+    }
+    if (st == HAMOK_OK) {
+        st = hamok__sessions_reserve(r->sessions, &e->client, e->seq, sizeof PENDING_MARK);
+    }
+    if (st != HAMOK_OK) {
+        hamok__free(p.cmd);
+        coll_unmake(fresh);
+        return HAMOK_ERR_NOMEM; /* the only way the reservations fail */
+    }
+    /* Nothing can fail from here on. */
+    if (fresh != NULL) {
+        coll->u.remote.epoch_client = e->client;
+        coll->u.remote.epoch_index = index;
+        (void)hamok__hmap_put(&r->colls, fresh, NULL); /* reserved */
+    }
+    hamok__remote_push(&coll->u.remote, &p);
+    (void)hamok__sessions_record(r->sessions, &e->client, e->seq, PENDING_MARK,
+                                 sizeof PENDING_MARK); /* reserved */
+    coll_ctx c;
+    ctx_for(&c, index, coll, sink, ud);
+    hamok_coll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = HAMOK_CEV_PENDING;
+    hamok__coll_emit(&c, &ev);
+    (void)result; /* deferred: nothing to append */
+    return HAMOK_OK;
+}
+
+/* An answer that the session table does not remember (outcomes). */
+static hamok_status answer_plain(hamok_registry *r, hamok_buf *result, hamok_status status,
+                                 bool flag)
+{
+    hamok_cmd_result res = {(uint32_t)status, flag, NULL, 0};
+    hamok__buf_reset(&r->res);
+    hamok_status st = hamok__cmd_result_encode(&res, &r->res);
+    if (st == HAMOK_OK && result != NULL) {
+        st = hamok__buf_append(result, r->res.data, r->res.len);
+    }
+    return st;
+}
+
+/* The outcome of the oldest pending request resolves it. */
+static hamok_status remote_outcome(hamok_registry *r, const hamok_cmd *cmd, hamok_hrec *rec,
+                                   hamok_buf *result, hamok_coll_event_fn sink, void *ud)
+{
+    if (cmd->n_items != 1 || !cmd->items[0].has_value) {
+        return answer_plain(r, result, HAMOK_ERR_INVALID, false);
+    }
+    hamok_coll *coll = rec != NULL ? coll_of(rec) : NULL;
+    coll_pend *p = coll != NULL ? hamok__remote_head(&coll->u.remote) : NULL;
+    if (p == NULL || p->index != cmd->arg) {
+        return answer_plain(r, result, HAMOK_OK, false); /* stale or duplicate: nothing */
+    }
+    hamok_cmd req;
+    hamok_cmd_result obs;
+    memset(&obs, 0, sizeof obs);
+    hamok_status st = hamok__cmd_decode(p->cmd, p->len, &req);
+    if (st == HAMOK_OK) {
+        st = hamok__cmd_result_decode(cmd->items[0].value, cmd->items[0].value_len, &obs);
+        if (st != HAMOK_OK && st != HAMOK_ERR_NOMEM) {
+            obs.status = HAMOK_ERR_CODEC; /* observations that do not decode */
+            st = HAMOK_OK;
+        }
+    } else if (st != HAMOK_ERR_NOMEM) {
+        obs.status = HAMOK_ERR_CODEC; /* unreachable: queued requests were checked */
+        st = HAMOK_OK;
+    }
+    hamok_buf rb = HAMOK_BUF_INIT; /* the proposer's result */
+    coll_ctx c;
+    ctx_for(&c, p->index, coll, sink, ud);
+    c.client = &p->client;
+    c.cmd = &req;
+    if (st == HAMOK_OK) {
+        st = scratch_ensure(r, 0, req.n_items);
+    }
+    if (st == HAMOK_OK) {
+        c.res.items = r->ritems;
+        c.res_cap = req.n_items;
+        hamok__remote_resolve(&c, &req, &obs, false);
+        st = hamok__cmd_result_encode(&c.res, &rb);
+    }
+    if (st == HAMOK_OK) {
+        hamok_cmd_result own = {HAMOK_OK, true, NULL, 0};
+        hamok__buf_reset(&r->res);
+        st = hamok__cmd_result_encode(&own, &r->res);
+    }
+    if (st == HAMOK_OK && result != NULL) {
+        st = hamok__buf_reserve(result, r->res.len);
+    }
+    if (st == HAMOK_OK) {
+        st = hamok__sessions_reserve(r->sessions, &p->client, p->seq, rb.len);
+    }
+    if (st == HAMOK_OK) {
+        /* Nothing can fail from here on: events, the proposer's answer
+         * (remembered for its retries), then the request leaves the queue. */
+        c.res.n_items = 0;
+        hamok__remote_resolve(&c, &req, &obs, true);
+        (void)hamok__sessions_record(r->sessions, &p->client, p->seq, rb.data, rb.len);
+        hamok_coll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = HAMOK_CEV_ANSWER;
+        ev.peer = p->client;
+        ev.seq = p->seq;
+        ev.has_value = true;
+        ev.value = rb.data;
+        ev.value_len = rb.len;
+        hamok__coll_emit(&c, &ev);
+        coll->u.remote.resolved = p->index;
+        hamok__remote_pop(&coll->u.remote);
+        if (result != NULL) {
+            (void)hamok__buf_append(result, r->res.data, r->res.len); /* reserved */
+        }
+    }
+    hamok__buf_free(&rb);
+    hamok__cmd_result_clear(&obs);
+    hamok__cmd_clear(&req);
+    return st; /* HAMOK_OK or HAMOK_ERR_NOMEM (no effect) */
+}
+
+static hamok_status run_remote(hamok_registry *r, uint64_t index, const hamok_entry *e,
+                               const hamok_cmd *cmd, hamok_hrec *rec, hamok_buf *result,
+                               hamok_coll_event_fn sink, void *ud)
+{
+    if (cmd->op == HAMOK_OP_OUTCOME) {
+        return remote_outcome(r, cmd, rec, result, sink, ud);
+    }
+    return remote_request(r, index, e, cmd, rec, result, sink, ud);
+}
+
+/* ------------------------------------------------------------------------- */
+
 static hamok_status run_command(hamok_registry *r, uint64_t index, const hamok_entry *e,
                                 const hamok_cmd *cmd, hamok_buf *result, hamok_coll_event_fn sink,
                                 void *ud)
 {
-    if (cmd->kind == HAMOK_KIND_REMOTE_MAP) {
-        return answer_status(r, e, result, HAMOK_ERR_INVALID); /* executed by the node */
-    }
     hamok_hrec *rec = hamok__hmap_find(&r->colls, cmd->name, cmd->name_len);
     if (rec != NULL && coll_of(rec)->kind != cmd->kind) {
         return answer_status(r, e, result, HAMOK_ERR_WRONG_KIND);
+    }
+    if (cmd->kind == HAMOK_KIND_REMOTE_MAP) {
+        return run_remote(r, index, e, cmd, rec, result, sink, ud);
     }
     if (!kind_supports(cmd->kind, cmd->op)) {
         return answer_status(r, e, result, HAMOK_ERR_INVALID);
@@ -458,6 +636,9 @@ static hamok_status apply_command(hamok_registry *r, uint64_t index, const hamok
     size_t recorded_len;
     switch (hamok__sessions_check(r->sessions, &e->client, e->seq, &recorded, &recorded_len)) {
     case HAMOK_SESSION_DUPLICATE:
+        if (recorded_len == sizeof PENDING_MARK && recorded[0] == PENDING_MARK[0]) {
+            return HAMOK_OK; /* a queued remote-map request: answered at its outcome */
+        }
         return result != NULL ? hamok__buf_append(result, recorded, recorded_len) : HAMOK_OK;
     case HAMOK_SESSION_EXPIRED: {
         /* Not recorded: the window has moved past it for good. */
@@ -526,11 +707,7 @@ static hamok_status apply_config(hamok_registry *r, uint64_t index, const hamok_
             continue;
         }
         coll_ctx c;
-        memset(&c, 0, sizeof c);
-        c.index = index;
-        c.coll = coll;
-        c.sink = sink;
-        c.ud = ud;
+        ctx_for(&c, index, coll, sink, ud);
         hamok__emitter_retain(&c, is_member, &mv);
     }
     hamok__members_free(members, n);
@@ -608,6 +785,7 @@ size_t hamok__coll_size(const hamok_coll *c)
     case HAMOK_KIND_RECORD: return hamok__hmap_size(&c->u.map);
     case HAMOK_KIND_QUEUE: return c->u.queue.n;
     case HAMOK_KIND_EMITTER: return c->u.em.n_subs;
+    case HAMOK_KIND_REMOTE_MAP: return c->u.remote.n;
     default: return 0;
     }
 }
@@ -756,6 +934,9 @@ bool hamok__coll_subscribed(const hamok_coll *c, const uint8_t *event, size_t ev
  *     QUEUE        n:u64  n x { len:u32 item }                  (head to tail)
  *     EMITTER      n_events:u64  n_events x { elen:u32 event n_subs:u64 (>= 1)
  *                    n_subs x { peer:16 has_meta:u8 [mlen:u32 meta] } }
+ *     REMOTE_MAP   epoch_client:16 epoch_index:u64 resolved:u64
+ *                  n:u64  n x { index:u64 client:16 seq:u64 len:u32 command }
+ *                  (pending requests, oldest first; never the data)
  *   crc:u32 */
 
 static const uint8_t SNAP_MAGIC[4] = {'H', 'R', 'E', 'G'};
@@ -863,6 +1044,22 @@ static void snap_coll(snapw *w, const hamok_coll *c)
                     w_bytes(w, s->meta, s->meta_len);
                 }
             }
+        }
+        break;
+    }
+    case HAMOK_KIND_REMOTE_MAP: {
+        const coll_remote *rm = &c->u.remote;
+        w_bytes(w, rm->epoch_client.b, HAMOK_ID_LEN);
+        w_u64(w, rm->epoch_index);
+        w_u64(w, rm->resolved);
+        w_u64(w, rm->n);
+        for (size_t i = 0; i < rm->n; i++) {
+            const coll_pend *p = &rm->v[rm->head + i];
+            w_u64(w, p->index);
+            w_bytes(w, p->client.b, HAMOK_ID_LEN);
+            w_u64(w, p->seq);
+            w_u32(w, p->len);
+            w_bytes(w, p->cmd, p->len);
         }
         break;
     }
@@ -1100,11 +1297,55 @@ static hamok_status restore_event(snapr *rd, coll_emitter *em)
     return st;
 }
 
+/* Pending requests: increasing indices after `resolved`, none beyond the
+ * snapshot's applied index, each a valid request on this map. */
+static hamok_status restore_remote(snapr *rd, hamok_coll *c, uint64_t applied)
+{
+    coll_remote *rm = &c->u.remote;
+    const uint8_t *id;
+    size_t n;
+    RTRY(r_bytes(rd, &id, HAMOK_ID_LEN));
+    memcpy(rm->epoch_client.b, id, HAMOK_ID_LEN);
+    RTRY(r_u64(rd, &rm->epoch_index) && r_u64(rd, &rm->resolved));
+    RTRY(r_count(rd, 8 + HAMOK_ID_LEN + 8 + 4, &n));
+    STRY(hamok__remote_reserve(rm, n));
+    uint64_t prev = rm->resolved;
+    for (size_t i = 0; i < n; i++) {
+        coll_pend p;
+        const uint8_t *cmd;
+        RTRY(r_u64(rd, &p.index) && p.index > prev && p.index <= applied);
+        RTRY(r_bytes(rd, &id, HAMOK_ID_LEN));
+        memcpy(p.client.b, id, HAMOK_ID_LEN);
+        RTRY(r_u64(rd, &p.seq) && r_blob(rd, &cmd, &p.len));
+        hamok_cmd req;
+        hamok_status st = hamok__cmd_decode(cmd, p.len, &req);
+        if (st == HAMOK_ERR_NOMEM) {
+            return st;
+        }
+        RTRY(st == HAMOK_OK);
+        bool ok = req.kind == HAMOK_KIND_REMOTE_MAP &&
+                  hamok__bytes_eq(req.name, req.name_len, c->name, c->name_len);
+        st = ok ? hamok__remote_check(&req) : HAMOK_ERR_INVALID;
+        hamok__cmd_clear(&req);
+        if (st == HAMOK_ERR_NOMEM) {
+            return st;
+        }
+        RTRY(st == HAMOK_OK);
+        p.cmd = hamok__memdup(cmd, p.len);
+        if (p.cmd == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        hamok__remote_push(rm, &p);
+        prev = p.index;
+    }
+    return HAMOK_OK;
+}
+
 static hamok_status restore_coll(snapr *rd, hamok_registry *t)
 {
     uint8_t kind, name_len;
     const uint8_t *name;
-    RTRY(r_u8(rd, &kind) && kind >= HAMOK_KIND_MAP && kind <= HAMOK_KIND_EMITTER);
+    RTRY(r_u8(rd, &kind) && kind >= HAMOK_KIND_MAP && kind <= HAMOK_KIND_REMOTE_MAP);
     RTRY(r_u8(rd, &name_len) && name_len > 0 && r_bytes(rd, &name, name_len));
     RTRY(hamok__hmap_find(&t->colls, name, name_len) == NULL); /* duplicate name */
     hamok_hrec *rec = coll_make(kind, name, name_len);
@@ -1120,6 +1361,7 @@ static hamok_status restore_coll(snapr *rd, hamok_registry *t)
     case HAMOK_KIND_MAP:
     case HAMOK_KIND_RECORD: return restore_map(rd, c);
     case HAMOK_KIND_QUEUE: return restore_queue(rd, c);
+    case HAMOK_KIND_REMOTE_MAP: return restore_remote(rd, c, t->applied);
     default: {
         size_t n;
         RTRY(r_count(rd, 4 + 8 + HAMOK_ID_LEN + 1, &n));

@@ -1,5 +1,5 @@
 /* The replicated state machine of a node: every collection (map, record,
- * queue, emitter subscriptions) keyed by (kind, name), plus the exactly-once
+ * queue, emitter subscriptions, remote map requests) keyed by (kind, name), plus the exactly-once
  * session table. Every committed COMMAND entry is applied here, on every peer,
  * in log order (DESIGN.md §1 decision 7). Sans-I/O: no clock, thread, socket.
  *
@@ -51,8 +51,16 @@
  *              expected) set it; flag = updated. SUB_UPDATED (old, new).
  *   CLEANUP    items (key = 16-byte peer id)+: remove those peers from every
  *              event; result items (peer id) of peers that had any. SUB_REMOVED.
- * REMOTE_MAP: not applied here (the node executes it against the user's store
- *   on the leader); the registry answers HAMOK_ERR_INVALID.
+ * REMOTE_MAP (collections/remote.h): the data lives in an external store
+ *   that only the leader writes to (src/node/remote_map.c). Here every peer
+ *   queues the committed write requests (SET, INSERT, UPDATE_IF, DELETE,
+ *   REMOVE, CLEAR) and resolves them, oldest first, when the leader's
+ *   OUTCOME of each is applied: the proposer's answer is deferred until then
+ *   (apply appends no result for a queued request; event PENDING), and the
+ *   resolution emits the events and an ANSWER event carrying the
+ *   proposer's result. The OUTCOME entry itself answers flag = it resolved
+ *   a request, and is not recorded in the session table (a duplicate or
+ *   stale outcome resolves nothing, by the remote map's own rule).
  * An op a kind does not support, a wrong item count, or a missing required
  * part (e.g. SET item without value) answers HAMOK_ERR_INVALID, no effect.
  *
@@ -101,16 +109,20 @@ typedef struct hamok_registry hamok_registry;
 typedef struct hamok_coll hamok_coll;
 
 typedef enum hamok_coll_event_type {
-    HAMOK_CEV_INSERT = 1,      /* map/record: key, value */
-    HAMOK_CEV_UPDATE = 2,      /* map/record: key, old, value */
-    HAMOK_CEV_REMOVE = 3,      /* map/record: key, old; queue: value = the item */
-    HAMOK_CEV_CLEAR = 4,       /* map/record/queue */
-    HAMOK_CEV_ADD = 5,         /* queue: value = the item */
-    HAMOK_CEV_EMPTY = 6,       /* queue */
-    HAMOK_CEV_NOT_EMPTY = 7,   /* queue */
-    HAMOK_CEV_SUB_ADDED = 8,   /* emitter: key = event, peer, value = metadata (has_value) */
-    HAMOK_CEV_SUB_UPDATED = 9, /* emitter: key = event, peer, old, value */
-    HAMOK_CEV_SUB_REMOVED = 10 /* emitter: key = event, peer, old = metadata */
+    HAMOK_CEV_INSERT = 1,       /* map/record: key, value */
+    HAMOK_CEV_UPDATE = 2,       /* map/record: key, old, value */
+    HAMOK_CEV_REMOVE = 3,       /* map/record: key, old; queue: value = the item */
+    HAMOK_CEV_CLEAR = 4,        /* map/record/queue */
+    HAMOK_CEV_ADD = 5,          /* queue: value = the item */
+    HAMOK_CEV_EMPTY = 6,        /* queue */
+    HAMOK_CEV_NOT_EMPTY = 7,    /* queue */
+    HAMOK_CEV_SUB_ADDED = 8,    /* emitter: key = event, peer, value = metadata (has_value) */
+    HAMOK_CEV_SUB_UPDATED = 9,  /* emitter: key = event, peer, old, value */
+    HAMOK_CEV_SUB_REMOVED = 10, /* emitter: key = event, peer, old = metadata */
+    /* Remote map, for the node (no public event): */
+    HAMOK_CEV_PENDING = 11, /* a request was queued (index = its log index) */
+    HAMOK_CEV_ANSWER = 12   /* a queued request was resolved: peer = its client,
+                             * seq, value = the encoded result for it */
 } hamok_coll_event_type;
 
 /* Borrowed for the duration of the sink call. */
@@ -128,7 +140,8 @@ typedef struct hamok_coll_event {
     bool has_old;
     const uint8_t *old;
     size_t old_len;
-    hamok_id peer; /* emitter events */
+    hamok_id peer; /* emitter events; ANSWER: the client */
+    uint64_t seq;  /* ANSWER: the client's sequence number */
 } hamok_coll_event;
 
 /* Events are delivered through this sink during apply (NULL sink = none). */
@@ -176,7 +189,8 @@ hamok_status hamok__registry_lookup(const hamok_registry *r, uint8_t kind, const
                                     size_t name_len, const hamok_coll **out);
 
 uint8_t hamok__coll_kind(const hamok_coll *c);
-/* Map/record: keys; queue: items; emitter: (event, peer) subscriptions. */
+/* Map/record: keys; queue: items; emitter: (event, peer) subscriptions;
+ * remote map: pending requests. */
 size_t hamok__coll_size(const hamok_coll *c);
 
 /* Map/record: the value of `key`; false if absent. */

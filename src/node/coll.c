@@ -6,30 +6,8 @@
 #include "hamok/map.h"
 #include "hamok/queue.h"
 #include "hamok/record.h"
-#include "node/node_int.h"
+#include "node/coll_int.h"
 #include "util/alloc.h"
-
-#define MAX_HANDLE_LISTENERS 32
-
-typedef struct handle_listener {
-    void (*fn)(void *ud, const void *ev);
-    void *ud;
-} handle_listener;
-
-struct hamok_handle {
-    hamok_node *node;
-    uint8_t kind;
-    uint8_t name[HAMOK_NAME_MAX];
-    size_t name_len;
-    pthread_mutex_t mu;
-    handle_listener listeners[MAX_HANDLE_LISTENERS];
-    size_t n_listeners;
-    bool closed;
-};
-
-struct hamok_map {
-    hamok_handle h;
-};
 
 struct hamok_record {
     hamok_map m; /* a map of field name -> value, kind RECORD */
@@ -280,12 +258,17 @@ void hamok__handle_dispatch(hamok_handle *h, const hamok_coll_event *ev)
     size_t k = h->n_listeners;
     memcpy(copy, h->listeners, k * sizeof copy[0]);
     pthread_mutex_unlock(&h->mu);
+    if (h->kind == HAMOK_KIND_REMOTE_MAP && ev->type == HAMOK_CEV_PENDING) {
+        hamok__remote_map_kick(h);
+        return;
+    }
     if (k == 0) {
         return;
     }
     switch (h->kind) {
     case HAMOK_KIND_MAP:
-    case HAMOK_KIND_RECORD: map_dispatch(h, ev, copy, k); break;
+    case HAMOK_KIND_RECORD:
+    case HAMOK_KIND_REMOTE_MAP: map_dispatch(h, ev, copy, k); break;
     case HAMOK_KIND_QUEUE: queue_dispatch(ev, copy, k); break;
     case HAMOK_KIND_EMITTER: sub_dispatch(ev, copy, k); break;
     default: break;
@@ -1495,4 +1478,33 @@ hamok_status hamok_emitter_on_subscriptions(hamok_emitter *e, hamok_sub_event_fn
         return HAMOK_ERR_INVALID;
     }
     return handle_on(&e->h, (void (*)(void *, const void *))(void (*)(void))fn, ud);
+}
+
+/* ------------------------------------------------------------------------ */
+/* For remote_map.c (coll_int.h) */
+
+hamok_status hamok__handle_init(hamok_handle *h, hamok_node *n, uint8_t kind, const char *name)
+{
+    return handle_init(h, n, kind, name);
+}
+
+void hamok__handle_fini(hamok_handle *h)
+{
+    handle_fini(h);
+}
+
+hamok_status hamok__value_set(hamok_value *v, const void *data, size_t len)
+{
+    return value_set(v, data, len);
+}
+
+hamok_status hamok__kvs_push(hamok_kvs *kvs, size_t *cap, const void *k, size_t kl, bool hv,
+                             const void *v, size_t vl)
+{
+    return kvs_push(kvs, cap, k, kl, hv, v, vl);
+}
+
+hamok_status hamok__check_key(const void *k, size_t kl)
+{
+    return check_key(k, kl);
 }

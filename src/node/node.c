@@ -529,9 +529,28 @@ static hamok_status store_snapshot(hamok_node *n, uint64_t index, uint64_t term,
     return st;
 }
 
+/* A committed command of ours was answered: complete its request. */
+static void complete_own(hamok_node *n, uint64_t seq, const uint8_t *res, size_t len)
+{
+    hamok_req *rq = seq_take(&n->pending, seq);
+    if (rq != NULL) {
+        rq->seq = 0; /* already out of the table */
+        active_remove(n, rq);
+        req_complete(n, rq, HAMOK_OK, res, len);
+    }
+}
+
 static void on_coll_event(void *ud, const hamok_coll_event *ev)
 {
-    hamok__node_dispatch_event(ud, ev);
+    hamok_node *n = ud;
+    if (ev->type == HAMOK_CEV_ANSWER) {
+        /* A remote-map request answered when its outcome is applied. */
+        if (ev->seq != 0 && hamok__id_eq(&ev->peer, &n->self)) {
+            complete_own(n, ev->seq, ev->value, ev->value_len);
+        }
+        return;
+    }
+    hamok__node_dispatch_event(n, ev);
 }
 
 static void apply_entries(hamok_node *n, const hamok_raft_update *u)
@@ -556,13 +575,10 @@ static void apply_entries(hamok_node *n, const hamok_raft_update *u)
             atomic_store(&n->stop, true);
             return;
         }
-        if (e->type == HAMOK_ENTRY_COMMAND && e->seq != 0 && hamok__id_eq(&e->client, &n->self)) {
-            hamok_req *rq = seq_take(&n->pending, e->seq);
-            if (rq != NULL) {
-                rq->seq = 0; /* already out of the table */
-                active_remove(n, rq);
-                req_complete(n, rq, HAMOK_OK, n->res.data, n->res.len);
-            }
+        /* No result: a queued remote-map request, answered later (ANSWER). */
+        if (e->type == HAMOK_ENTRY_COMMAND && e->seq != 0 && hamok__id_eq(&e->client, &n->self) &&
+            n->res.len > 0) {
+            complete_own(n, e->seq, n->res.data, n->res.len);
         }
     }
     pthread_rwlock_unlock(&n->reg_lock);
@@ -1044,10 +1060,20 @@ static void flush_props(hamok_node *n, uint64_t now)
     hamok__free(ps);
 }
 
+/* Retry a submit at `at`: the request check must run by then (otherwise a
+ * lost frame waits for the next unrelated check, up to the deadline). */
+static void retry_submit_at(hamok_node *n, hamok_req *rq, uint64_t at)
+{
+    rq->retry_at = at;
+    if (at < n->req_check_at) {
+        n->req_check_at = at;
+    }
+}
+
 static void send_submit(hamok_node *n, hamok_req *rq, uint64_t now)
 {
     uint32_t retry = n->cfg.election_timeout_ms;
-    rq->retry_at = now + retry;
+    retry_submit_at(n, rq, now + retry); /* a lost SUBMIT_REQUEST is sent again */
     hamok_id leader;
     if (!hamok__raft_leader(n->raft, &leader)) {
         return; /* wait for a leader */
@@ -1155,10 +1181,10 @@ static void recv_submit_response(hamok_node *n, uint64_t now, const hamok_msg *m
     }
     if (s->status == HAMOK_OK) {
         rq->accepted = true;
-        rq->retry_at = now + 2u * n->cfg.election_timeout_ms;
+        retry_submit_at(n, rq, now + 2u * n->cfg.election_timeout_ms);
     } else if (s->status == HAMOK_ERR_NOT_LEADER || s->status == HAMOK_ERR_BUSY ||
                s->status == HAMOK_ERR_NOMEM) {
-        rq->retry_at = now + n->cfg.heartbeat_ms;
+        retry_submit_at(n, rq, now + n->cfg.heartbeat_ms);
     } else {
         finish(n, rq, (hamok_status)s->status, NULL, 0);
     }

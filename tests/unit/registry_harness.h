@@ -60,11 +60,13 @@ static inline void h_cat(char *out, size_t cap, const char *s)
 
 static inline const char *h_ev_name(uint8_t t)
 {
-    static const char *names[] = {"?",         "INSERT",      "UPDATE",     "REMOVE",
-                                  "CLEAR",     "ADD",         "EMPTY",      "NOT_EMPTY",
-                                  "SUB_ADDED", "SUB_UPDATED", "SUB_REMOVED"};
-    return t <= 10 ? names[t] : "?";
+    static const char *names[] = {"?",           "INSERT",  "UPDATE",    "REMOVE",    "CLEAR",
+                                  "ADD",         "EMPTY",   "NOT_EMPTY", "SUB_ADDED", "SUB_UPDATED",
+                                  "SUB_REMOVED", "PENDING", "ANSWER"};
+    return t <= 12 ? names[t] : "?";
 }
+
+static inline void h_format_result(const uint8_t *data, size_t len, char *out, size_t cap);
 
 static inline void h_sink(void *ud, const hamok_coll_event *ev)
 {
@@ -84,6 +86,15 @@ static inline void h_sink(void *ud, const hamok_coll_event *ev)
         h_cat(o, 256, " old=\"");
         h_bytes(o, 256, ev->old, ev->old_len);
         h_cat(o, 256, "\"");
+    }
+    if (ev->type == HAMOK_CEV_ANSWER) {
+        /* The deferred answer of a remote-map request: client, seq, result. */
+        char a[200];
+        snprintf(a, sizeof a, " p%u s%llu ", ev->peer.b[15], (unsigned long long)ev->seq);
+        h_cat(o, 256, a);
+        h_format_result(ev->value, ev->value_len, a, sizeof a);
+        h_cat(o, 256, a);
+        return;
     }
     if (ev->has_value) {
         h_cat(o, 256, " v=\"");
@@ -119,6 +130,7 @@ static inline const char *h_status_name(uint32_t st)
     case HAMOK_ERR_TOO_BIG: return "TOO_BIG";
     case HAMOK_ERR_CODEC: return "CODEC";
     case HAMOK_ERR_EXPIRED: return "EXPIRED";
+    case HAMOK_ERR_STORE: return "STORE";
     default: return "OTHER";
     }
 }
@@ -165,7 +177,11 @@ static inline hamok_status h_apply_entry(harness *h, const hamok_entry *e)
     if (h->last == HAMOK_OK) {
         assert_int_equal(hamok__registry_applied(h->r), index);
         if (e->type == HAMOK_ENTRY_COMMAND) {
-            h_format_result(res.data, res.len, h->result, sizeof h->result);
+            /* No result: a queued remote-map request (answered later by an
+             * ANSWER event); h->result stays "". */
+            if (res.len > 0) {
+                h_format_result(res.data, res.len, h->result, sizeof h->result);
+            }
         } else {
             assert_int_equal(res.len, 0);
         }

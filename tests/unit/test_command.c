@@ -540,7 +540,7 @@ static void shapes_and_types_are_strict(void **state)
         {1, 0x00, HAMOK_ERR_CODEC},  /* kind 0 */
         {1, 0x06, HAMOK_ERR_CODEC},  /* kind 6 */
         {1, 0xff, HAMOK_ERR_CODEC},  /* negative fixint */
-        {2, 0x0e, HAMOK_ERR_CODEC},  /* op 14 */
+        {2, 0x0f, HAMOK_ERR_CODEC},  /* op 15 */
         {2, 0xc0, HAMOK_ERR_CODEC},  /* nil op */
         {3, 0xa1, HAMOK_ERR_CODEC},  /* name as str */
         {3, 0xc0, HAMOK_ERR_CODEC},  /* nil name */
