@@ -83,7 +83,7 @@ struct hamok_node {
     atomic_bool stop;
     int in_process; /* depth: > 0 while the loop thread runs node code */
     pthread_t loop_tid;
-    bool loop_tid_set;
+    atomic_bool loop_tid_set; /* published after loop_tid (release/acquire) */
 
     /* Cores. */
     hamok_raft *raft;
@@ -1838,7 +1838,7 @@ static void *loop_main(void *arg)
 {
     hamok_node *n = arg;
     n->loop_tid = pthread_self();
-    n->loop_tid_set = true;
+    atomic_store_explicit(&n->loop_tid_set, true, memory_order_release);
     while (!atomic_load(&n->stop)) {
         struct pollfd p = {.fd = n->efd, .events = POLLIN};
         int to = timeout_ms(n);
@@ -1969,7 +1969,8 @@ bool hamok__node_on_loop(const hamok_node *n)
     if (n->cfg.embedded) {
         return n->in_process > 0;
     }
-    return n->loop_tid_set && pthread_equal(pthread_self(), n->loop_tid);
+    return atomic_load_explicit(&n->loop_tid_set, memory_order_acquire) &&
+           pthread_equal(pthread_self(), n->loop_tid);
 }
 
 hamok_status hamok__node_call(hamok_node *n, hamok_req *rq)
