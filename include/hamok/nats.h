@@ -72,8 +72,9 @@ typedef struct hamok_nats_options {
     const char *creds_file;     /**< a .creds file (user JWT + seed) */
 
     /* TLS: on when any of these is set or a URL says tls://. The server's
-     * certificate is verified against tls_ca_file, and its name against
-     * tls_hostname when set, unless tls_skip_verify. nats.c loads no default
+     * certificate is verified against tls_ca_file, and the name in it
+     * against the URL's host (an IP address too) or tls_hostname when set,
+     * unless tls_skip_verify. nats.c loads no default
      * trust store, so verification needs tls_ca_file (HAMOK_ERR_INVALID
      * without it); for a publicly signed server give the system bundle,
      * e.g. /etc/ssl/certs/ca-certificates.crt. */

@@ -232,16 +232,18 @@ static bool ossl(const char *dir, const char *const *args)
 
 bool tn_make_certs(const char *dir)
 {
-    char p[10][512];
-    const char *names[] = {"ca.key",       "ca.pem",      "server.key", "server.csr",
-                           "server.pem",   "client.key",  "client.csr", "client.pem",
-                           "other-ca.key", "other-ca.pem"};
-    for (int i = 0; i < 10; i++) {
+    char p[13][512];
+    const char *names[] = {"ca.key",       "ca.pem",       "server.key",    "server.csr",
+                           "server.pem",   "client.key",   "client.csr",    "client.pem",
+                           "other-ca.key", "other-ca.pem", "elsewhere.key", "elsewhere.csr",
+                           "elsewhere.pem"};
+    for (int i = 0; i < 13; i++) {
         snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
     }
-    char ext[512], cext[512];
+    char ext[512], cext[512], eext[512];
     snprintf(ext, sizeof ext, "%s/server.ext", dir);
     snprintf(cext, sizeof cext, "%s/client.ext", dir);
+    snprintf(eext, sizeof eext, "%s/elsewhere.ext", dir);
     FILE *f = fopen(ext, "w");
     if (f == NULL) {
         return false;
@@ -253,6 +255,12 @@ bool tn_make_certs(const char *dir)
         return false;
     }
     fprintf(f, "extendedKeyUsage=clientAuth\n");
+    fclose(f);
+    f = fopen(eext, "w");
+    if (f == NULL) {
+        return false;
+    }
+    fprintf(f, "subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n");
     fclose(f);
     const char *ec = "ec", *curve = "ec_paramgen_curve:prime256v1";
     const char *ca[] = {
@@ -275,6 +283,23 @@ bool tn_make_certs(const char *dir)
     const char *cli_sign[] = {
         "openssl",         "x509", "-req", "-in",   p[6], "-CA",      p[1], "-CAkey", p[0],
         "-CAcreateserial", "-out", p[7],   "-days", "2",  "-extfile", cext, NULL};
+    const char *else_req[] = {"openssl",
+                              "req",
+                              "-newkey",
+                              ec,
+                              "-pkeyopt",
+                              curve,
+                              "-nodes",
+                              "-keyout",
+                              p[10],
+                              "-out",
+                              p[11],
+                              "-subj",
+                              "/CN=elsewhere.example",
+                              NULL};
+    const char *else_sign[] = {
+        "openssl",         "x509", "-req", "-in",   p[11], "-CA",      p[1], "-CAkey", p[0],
+        "-CAcreateserial", "-out", p[12],  "-days", "2",   "-extfile", eext, NULL};
     return ossl(dir, ca) && ossl(dir, other) && ossl(dir, srv_req) && ossl(dir, srv_sign) &&
-           ossl(dir, cli_req) && ossl(dir, cli_sign);
+           ossl(dir, cli_req) && ossl(dir, cli_sign) && ossl(dir, else_req) && ossl(dir, else_sign);
 }

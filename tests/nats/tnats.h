@@ -65,7 +65,9 @@ bool tn_load_check(const tn_load *l, hamok_map *m);
 
 /* Certificates under `dir`: ca.pem/ca.key (a test CA), server.pem/server.key
  * (CN=localhost, SAN DNS:localhost + IP:127.0.0.1, signed by the CA),
- * client.pem/client.key (signed by the CA), other-ca.pem (an unrelated CA).
+ * client.pem/client.key (signed by the CA), elsewhere.pem/elsewhere.key
+ * (signed by the CA for DNS:elsewhere.example only), other-ca.pem (an
+ * unrelated CA).
  * false when openssl fails (its output is in dir/openssl.log). */
 bool tn_make_certs(const char *dir);
 
