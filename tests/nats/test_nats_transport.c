@@ -20,6 +20,7 @@
 #include <nats/nats.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "hamok/map.h"
 #include "hamok/nats.h"
@@ -363,6 +364,43 @@ static void test_token(void **state)
     o.token = "t0ken-43";
     refused(&o, HAMOK_ERR_TRANSPORT, "Authorization");
     natsd_stop(&d);
+}
+
+static void test_nkey(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/hamok-nkey-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char pub[64], seed[256], other_pub[64], other_seed[256];
+    assert_true(tn_make_nkey(dir, pub, seed));
+    char odir[300];
+    snprintf(odir, sizeof odir, "%s/other", dir);
+    assert_int_equal(mkdir(odir, 0700), 0);
+    assert_true(tn_make_nkey(odir, other_pub, other_seed));
+    assert_int_equal(strlen(pub), 56);
+    assert_int_equal(pub[0], 'U');
+    char conf[256];
+    snprintf(conf, sizeof conf, "authorization {\n  users = [ { nkey: \"%s\" } ]\n}", pub);
+    natsd *d = natsd_start(&(natsd_config){.conf = conf});
+    assert_non_null(d);
+    hamok_nats_options o = opts_for(natsd_url(d));
+    o.nkey = pub;
+    o.nkey_seed_file = seed;
+    single_node_works(&o, "nkey");
+    /* The right public key, a seed that does not belong to it. */
+    o.nkey_seed_file = other_seed;
+    refused(&o, HAMOK_ERR_TRANSPORT, "Authorization");
+    natsd_stop(&d);
+    const char *files[] = {"nkey.der", "nkey.pub.der", "user.nk", "openssl.log"};
+    for (size_t i = 0; i < 4; i++) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", odir, files[i]);
+        remove(p);
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        remove(p);
+    }
+    remove(odir);
+    remove(dir);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,6 +758,7 @@ int main(void)
         cmocka_unit_test_teardown(test_cluster_names, teardown),
         cmocka_unit_test_teardown(test_user_password, teardown),
         cmocka_unit_test_teardown(test_token, teardown),
+        cmocka_unit_test_teardown(test_nkey, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
         cmocka_unit_test_teardown(test_mutual_tls, teardown),
         cmocka_unit_test_teardown(test_borrowed_connection, teardown),

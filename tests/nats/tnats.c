@@ -303,3 +303,94 @@ bool tn_make_certs(const char *dir)
     return ossl(dir, ca) && ossl(dir, other) && ossl(dir, srv_req) && ossl(dir, srv_sign) &&
            ossl(dir, cli_req) && ossl(dir, cli_sign) && ossl(dir, else_req) && ossl(dir, else_sign);
 }
+
+/* ------------------------------------------------------------------------ */
+/* NKeys: an Ed25519 key pair from openssl, encoded the way nats-io/nkeys
+ * does (a prefix byte, the key, a CRC-16/XMODEM little-endian, base32
+ * without padding). */
+
+static uint16_t crc16_xmodem(const uint8_t *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)(p[i] << 8);
+        for (int b = 0; b < 8; b++) {
+            crc = (crc & 0x8000u) != 0 ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+        }
+    }
+    return crc;
+}
+
+static void base32(const uint8_t *p, size_t n, char *out)
+{
+    const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | p[i];
+        bits += 8;
+        while (bits >= 5) {
+            out[o++] = alphabet[(acc >> (bits - 5)) & 31u];
+            bits -= 5;
+        }
+    }
+    if (bits > 0) {
+        out[o++] = alphabet[(acc << (5 - bits)) & 31u];
+    }
+    out[o] = '\0';
+}
+
+static bool last32(const char *file, uint8_t out[32])
+{
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        return false;
+    }
+    uint8_t buf[256];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (n < 32) {
+        return false;
+    }
+    memcpy(out, buf + n - 32, 32);
+    return true;
+}
+
+bool tn_make_nkey(const char *dir, char public_key[64], char seed_file[256])
+{
+    char der[512], pub[512];
+    snprintf(der, sizeof der, "%s/nkey.der", dir);
+    snprintf(pub, sizeof pub, "%s/nkey.pub.der", dir);
+    const char *gen[] = {"openssl", "genpkey", "-algorithm", "ed25519", "-outform",
+                         "DER",     "-out",    der,          NULL};
+    const char *pubout[] = {"openssl", "pkey",     "-inform", "DER",  "-in", der,
+                            "-pubout", "-outform", "DER",     "-out", pub,   NULL};
+    uint8_t seed[32], key[32];
+    if (!ossl(dir, gen) || !ossl(dir, pubout) || !last32(der, seed) || !last32(pub, key)) {
+        return false;
+    }
+    const uint8_t user = 20u << 3, seed_prefix = 18u << 3;
+    uint8_t raw[36];
+    raw[0] = user;
+    memcpy(raw + 1, key, 32);
+    uint16_t crc = crc16_xmodem(raw, 33);
+    raw[33] = (uint8_t)(crc & 0xffu);
+    raw[34] = (uint8_t)(crc >> 8);
+    base32(raw, 35, public_key);
+    raw[0] = (uint8_t)(seed_prefix | (user >> 5));
+    raw[1] = (uint8_t)((user & 31u) << 3);
+    memcpy(raw + 2, seed, 32);
+    crc = crc16_xmodem(raw, 34);
+    raw[34] = (uint8_t)(crc & 0xffu);
+    raw[35] = (uint8_t)(crc >> 8);
+    char text[64];
+    base32(raw, 36, text);
+    snprintf(seed_file, 256, "%s/user.nk", dir);
+    FILE *f = fopen(seed_file, "w");
+    if (f == NULL) {
+        return false;
+    }
+    fprintf(f, "%s\n", text);
+    return fclose(f) == 0;
+}

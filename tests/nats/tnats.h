@@ -71,4 +71,8 @@ bool tn_load_check(const tn_load *l, hamok_map *m);
  * false when openssl fails (its output is in dir/openssl.log). */
 bool tn_make_certs(const char *dir);
 
+/* An NKey user under `dir`: its public key ("U...", 56 characters) and a
+ * seed file ("SU..."), made with openssl's Ed25519. */
+bool tn_make_nkey(const char *dir, char public_key[64], char seed_file[256]);
+
 #endif
