@@ -311,14 +311,15 @@ bool tn_make_certs(const char *dir)
 
 static uint16_t crc16_xmodem(const uint8_t *p, size_t n)
 {
-    uint16_t crc = 0;
+    unsigned crc = 0;
     for (size_t i = 0; i < n; i++) {
-        crc ^= (uint16_t)(p[i] << 8);
+        crc ^= (unsigned)p[i] << 8;
         for (int b = 0; b < 8; b++) {
-            crc = (crc & 0x8000u) != 0 ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+            crc = (crc & 0x8000u) != 0 ? (crc << 1) ^ 0x1021u : crc << 1;
+            crc &= 0xffffu;
         }
     }
-    return crc;
+    return (uint16_t)crc;
 }
 
 static void base32(const uint8_t *p, size_t n, char *out)
