@@ -101,15 +101,6 @@ static natsConnection *nconnect(const char *url, bool asap)
 /* ------------------------------------------------------------------------ */
 /* Request/reply */
 
-static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    (void)sub;
-    (void)closure;
-    natsConnection_Publish(nc, natsMsg_GetReply(msg), natsMsg_GetData(msg),
-                           natsMsg_GetDataLength(msg));
-    natsMsg_Destroy(msg);
-}
-
 typedef struct window {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -169,7 +160,7 @@ static void bench_rr(const char *url, bool asap, int count, long inflight, doubl
     natsConnection *responder = nconnect(url, asap);
     natsConnection *requester = nconnect(url, asap);
     natsSubscription *echo = NULL;
-    check(natsConnection_Subscribe(&echo, responder, "floor.echo", on_echo, NULL), "subscribe");
+    check(natsConnection_Subscribe(&echo, responder, "floor.echo", tn_echo, NULL), "subscribe");
     check(natsConnection_Flush(responder), "flush");
     char *data = malloc(size);
     memset(data, 'r', size);

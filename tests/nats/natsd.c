@@ -33,6 +33,7 @@ struct natsd {
     char conf_path[96];
     char log_path[96];
     char url[48];
+    char name[64]; /* server_name: tells our server from another on the port */
 };
 
 static natsd *registry[MAX_SERVERS];
@@ -51,7 +52,22 @@ static void poll_pause(void)
     (void)poll(NULL, 0, 5);
 }
 
-int natsd_free_port(void)
+/* Ports handed out lately: a port picked free and not bound yet (a cluster
+ * port before its server starts) must not be handed out twice. */
+static int recent[128];
+static unsigned n_recent;
+
+static bool recently_given(int port)
+{
+    for (unsigned i = 0; i < n_recent && i < 128; i++) {
+        if (recent[i] == port) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int pick_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) {
@@ -67,6 +83,18 @@ int natsd_free_port(void)
     }
     close(fd);
     return port;
+}
+
+int natsd_free_port(void)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        int port = pick_port();
+        if (port > 0 && !recently_given(port)) {
+            recent[n_recent++ % 128] = port;
+            return port;
+        }
+    }
+    return 0;
 }
 
 static int connect_port(int port)
@@ -190,7 +218,11 @@ static bool spawn(natsd *d)
         _exit(127);
     }
     d->pid = pid;
-    /* Ready when it accepts a connection and greets it with INFO. */
+    /* Ready when it accepts a connection and greets it with an INFO that
+     * names it: a port picked free may have been taken meanwhile by another
+     * process's server, which must not pass for ours. */
+    char want[96];
+    snprintf(want, sizeof want, "\"server_name\":\"%s\"", d->name);
     uint64_t end = now_ms() + READY_MS;
     while (now_ms() < end) {
         if (!natsd_running(d)) {
@@ -200,11 +232,16 @@ static bool spawn(natsd *d)
         }
         int fd = connect_port(d->port);
         if (fd >= 0) {
-            char buf[256];
+            char buf[4096];
             read_some(fd, buf, sizeof buf, 1000, "\r\n");
             close(fd);
             if (strncmp(buf, "INFO ", 5) == 0) {
-                return true;
+                if (strstr(buf, want) != NULL) {
+                    return true;
+                }
+                fprintf(stderr, "natsd: another server answers on port %d\n", d->port);
+                natsd_kill(d, SIGKILL);
+                return false;
             }
         }
         poll_pause();
@@ -222,7 +259,7 @@ static bool write_conf(natsd *d, const natsd_config *cfg)
         fprintf(stderr, "natsd: %s: %s\n", d->conf_path, strerror(errno));
         return false;
     }
-    fprintf(f, "listen: \"127.0.0.1:%d\"\nserver_name: \"hamok-test-%d\"\n", d->port, d->port);
+    fprintf(f, "listen: \"127.0.0.1:%d\"\nserver_name: \"%s\"\n", d->port, d->name);
     if (d->http_port > 0) {
         fprintf(f, "http: \"127.0.0.1:%d\"\n", d->http_port);
     }
@@ -316,6 +353,9 @@ natsd *natsd_start(const natsd_config *cfg)
         d->port = cfg->port > 0 ? cfg->port : natsd_free_port();
         d->http_port = cfg->monitor ? natsd_free_port() : 0;
         snprintf(d->url, sizeof d->url, "nats://127.0.0.1:%d", d->port);
+        static unsigned serial;
+        snprintf(d->name, sizeof d->name, "hamok-test-%ld-%u-%d", (long)getpid(), serial++,
+                 d->port);
         if (d->port > 0 && write_conf(d, cfg) && spawn(d)) {
             registry[slot] = d;
             return d;

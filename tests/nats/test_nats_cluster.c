@@ -26,27 +26,11 @@
 
 #define N 3
 
-static int teardown(void **state)
-{
-    (void)state;
-    natsd_stop_all();
-    return 0;
-}
-
-static hamok_nats_options opts_for(const char *url)
-{
-    hamok_nats_options o;
-    hamok_nats_options_init(&o);
-    o.url = url;
-    o.reconnect_wait_ms = 100;
-    return o;
-}
-
 static void start_cluster(tnode *nodes, const char *const urls[N], const char *cluster)
 {
     tn_conf c = {.cluster = cluster, .bootstrap_expect = N};
     for (size_t i = 0; i < N; i++) {
-        hamok_nats_options o = opts_for(urls[i]);
+        hamok_nats_options o = tn_opts(urls[i]);
         assert_int_equal(tn_start(&nodes[i], &c, &o), HAMOK_OK);
     }
     assert_true(tn_join_all(nodes, N, TN_WAIT_MS));
@@ -358,11 +342,11 @@ static void test_two_clusters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_form_and_write, teardown),
-        cmocka_unit_test_teardown(test_leader_destroyed, teardown),
-        cmocka_unit_test_teardown(test_server_restart, teardown),
-        cmocka_unit_test_teardown(test_routed_servers, teardown),
-        cmocka_unit_test_teardown(test_two_clusters, teardown),
+        cmocka_unit_test_teardown(test_form_and_write, tn_teardown),
+        cmocka_unit_test_teardown(test_leader_destroyed, tn_teardown),
+        cmocka_unit_test_teardown(test_server_restart, tn_teardown),
+        cmocka_unit_test_teardown(test_routed_servers, tn_teardown),
+        cmocka_unit_test_teardown(test_two_clusters, tn_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     natsd_stop_all();

@@ -28,22 +28,6 @@
 #include "natsd.h"
 #include "tnats.h"
 
-static int teardown(void **state)
-{
-    (void)state;
-    natsd_stop_all();
-    return 0;
-}
-
-static hamok_nats_options opts_for(const char *url)
-{
-    hamok_nats_options o;
-    hamok_nats_options_init(&o);
-    o.url = url;
-    o.reconnect_wait_ms = 100;
-    return o;
-}
-
 /* One node founds a cluster and takes a write: the connection works. */
 static void single_node_works(const hamok_nats_options *o, const char *cluster)
 {
@@ -162,7 +146,7 @@ static void test_raw_transport(void **state)
     (void)state;
     natsd *d = natsd_start(&(natsd_config){.conf = "max_payload: 65536"});
     assert_non_null(d);
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     const char *ida = "00000000-0000-4000-8000-00000000000a";
     const char *idb = "00000000-0000-4000-8000-00000000000b";
     rx ra, rb;
@@ -255,7 +239,7 @@ static void test_options_rejected(void **state)
     const char *bad_prefixes[] = {"",  "a..b", ".a",   "a.",      "a*",   "a.>",
                                   ">", "a b",  "a\tb", "tab\x01", "x.*.y"};
     for (size_t i = 0; i < sizeof bad_prefixes / sizeof *bad_prefixes; i++) {
-        hamok_nats_options o = opts_for(url);
+        hamok_nats_options o = tn_opts(url);
         o.prefix = bad_prefixes[i];
         assert_false(hamok_nats_valid_prefix(bad_prefixes[i]));
         refused(&o, HAMOK_ERR_INVALID, "prefix");
@@ -269,30 +253,30 @@ static void test_options_rejected(void **state)
     assert_true(hamok_nats_valid_prefix("acme.prod.hamok"));
     assert_true(hamok_nats_valid_prefix("my-app_1"));
 
-    hamok_nats_options o = opts_for(url);
+    hamok_nats_options o = tn_opts(url);
     o.user = "u";
     o.password = "p";
     o.token = "t";
     refused(&o, HAMOK_ERR_INVALID, "at most one");
-    o = opts_for(url);
+    o = tn_opts(url);
     o.password = "p";
     refused(&o, HAMOK_ERR_INVALID, "needs a user");
-    o = opts_for(url);
+    o = tn_opts(url);
     o.nkey = "UABC";
     refused(&o, HAMOK_ERR_INVALID, "nkey");
-    o = opts_for(url);
+    o = tn_opts(url);
     o.tls_cert_file = "/nonexistent/client.pem";
     o.tls_ca_file = "/nonexistent/ca.pem";
     refused(&o, HAMOK_ERR_INVALID, "tls_key_file");
-    o = opts_for("tls://127.0.0.1:4222");
+    o = tn_opts("tls://127.0.0.1:4222");
     refused(&o, HAMOK_ERR_INVALID, "tls_ca_file");
-    o = opts_for(" , ,");
+    o = tn_opts(" , ,");
     refused(&o, HAMOK_ERR_INVALID, "url");
-    o = opts_for(url);
+    o = tn_opts(url);
     o.tls_ca_file = "/nonexistent/ca.pem";
     refused(&o, HAMOK_ERR_INVALID, "tls_ca_file");
     /* Nobody listens there. */
-    o = opts_for(url);
+    o = tn_opts(url);
     o.connect_timeout_ms = 500;
     refused(&o, HAMOK_ERR_TRANSPORT, "cannot connect");
 }
@@ -302,7 +286,7 @@ static void test_cluster_names(void **state)
     (void)state;
     natsd *d = natsd_start(NULL);
     assert_non_null(d);
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     const char *bad[] = {"a.b", "x*", "x y", ">", "tab\there"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         tnode n;
@@ -337,18 +321,18 @@ static void test_user_password(void **state)
     natsd *d = natsd_start(
         &(natsd_config){.conf = "authorization {\n  user: hamok\n  password: \"s3cret-pw\"\n}"});
     assert_non_null(d);
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     o.user = "hamok";
     o.password = "s3cret-pw";
     single_node_works(&o, "auth");
     o.password = "wrong";
     refused(&o, HAMOK_ERR_TRANSPORT, "Authorization");
-    o = opts_for(natsd_url(d)); /* no credentials at all */
+    o = tn_opts(natsd_url(d)); /* no credentials at all */
     refused(&o, HAMOK_ERR_TRANSPORT, "Authorization");
     /* Credentials in the URL, nats.c's way. */
     char url[128];
     snprintf(url, sizeof url, "nats://hamok:s3cret-pw@127.0.0.1:%d", natsd_port(d));
-    o = opts_for(url);
+    o = tn_opts(url);
     single_node_works(&o, "auth-url");
     natsd_stop(&d);
 }
@@ -358,7 +342,7 @@ static void test_token(void **state)
     (void)state;
     natsd *d = natsd_start(&(natsd_config){.conf = "authorization {\n  token: \"t0ken-42\"\n}"});
     assert_non_null(d);
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     o.token = "t0ken-42";
     single_node_works(&o, "token");
     o.token = "t0ken-43";
@@ -383,7 +367,7 @@ static void test_nkey(void **state)
     snprintf(conf, sizeof conf, "authorization {\n  users = [ { nkey: \"%s\" } ]\n}", pub);
     natsd *d = natsd_start(&(natsd_config){.conf = conf});
     assert_non_null(d);
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     o.nkey = pub;
     o.nkey_seed_file = seed;
     single_node_works(&o, "nkey");
@@ -453,7 +437,7 @@ static void test_tls(void **state)
     snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     snprintf(other, sizeof other, "%s/other-ca.pem", dir);
 
-    hamok_nats_options o = opts_for(url);
+    hamok_nats_options o = tn_opts(url);
     o.tls_ca_file = ca;
     single_node_works(&o, "tls");
     /* The expected name is checked when given. */
@@ -462,17 +446,17 @@ static void test_tls(void **state)
     o.tls_hostname = "not-this-host.example";
     refused(&o, HAMOK_ERR_TRANSPORT, "cannot connect");
     /* A certificate from a CA we do not trust. */
-    o = opts_for(url);
+    o = tn_opts(url);
     o.tls_ca_file = other;
     refused(&o, HAMOK_ERR_TRANSPORT, "cannot connect");
     /* A plain connection to a TLS server. */
     char plain[64];
     snprintf(plain, sizeof plain, "nats://127.0.0.1:%d", natsd_port(d));
-    o = opts_for(plain);
+    o = tn_opts(plain);
     o.connect_timeout_ms = 1000;
     refused(&o, HAMOK_ERR_TRANSPORT, "cannot connect");
     /* Tests only: no verification at all. */
-    o = opts_for(url);
+    o = tn_opts(url);
     o.tls_skip_verify = true;
     single_node_works(&o, "tls-skip");
     natsd_stop(&d);
@@ -481,7 +465,7 @@ static void test_tls(void **state)
      * name is what we expect. */
     d = tls_server_with(dir, "elsewhere", false);
     snprintf(url, sizeof url, "tls://127.0.0.1:%d", natsd_port(d));
-    o = opts_for(url);
+    o = tn_opts(url);
     o.tls_ca_file = ca;
     refused(&o, HAMOK_ERR_TRANSPORT, "mismatch");
     o.tls_hostname = "elsewhere.example";
@@ -500,7 +484,7 @@ static void test_mutual_tls(void **state)
     snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     snprintf(cert, sizeof cert, "%s/client.pem", dir);
     snprintf(key, sizeof key, "%s/client.key", dir);
-    hamok_nats_options o = opts_for(url);
+    hamok_nats_options o = tn_opts(url);
     o.tls_ca_file = ca;
     o.connect_timeout_ms = 1000;
     refused(&o, HAMOK_ERR_TRANSPORT, "cannot connect"); /* no client certificate */
@@ -513,15 +497,6 @@ static void test_mutual_tls(void **state)
 
 /* ------------------------------------------------------------------------ */
 /* A borrowed connection */
-
-static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    (void)sub;
-    (void)closure;
-    natsConnection_Publish(nc, natsMsg_GetReply(msg), natsMsg_GetData(msg),
-                           natsMsg_GetDataLength(msg));
-    natsMsg_Destroy(msg);
-}
 
 typedef struct link_wait {
     tnode *n;
@@ -549,7 +524,7 @@ static void test_borrowed_connection(void **state)
     natsOptions_Destroy(no);
     /* The application's own use of the connection. */
     natsSubscription *echo = NULL;
-    assert_int_equal(natsConnection_Subscribe(&echo, nc, "app.echo", on_echo, NULL), NATS_OK);
+    assert_int_equal(natsConnection_Subscribe(&echo, nc, "app.echo", tn_echo, NULL), NATS_OK);
 
     /* Node 0 on the application's connection, node 1 on its own. */
     tnode nodes[2];
@@ -559,7 +534,7 @@ static void test_borrowed_connection(void **state)
     ob.connection = nc;
     ob.url = "nats://127.0.0.1:1"; /* ignored with a connection */
     assert_int_equal(tn_start(&nodes[0], &c, &ob), HAMOK_OK);
-    hamok_nats_options oo = opts_for(natsd_url(d));
+    hamok_nats_options oo = tn_opts(natsd_url(d));
     assert_int_equal(tn_start(&nodes[1], &c, &oo), HAMOK_OK);
     assert_true(tn_join_all(nodes, 2, TN_WAIT_MS));
     assert_true(tn_agree(nodes, 2, 2, TN_WAIT_MS));
@@ -621,7 +596,7 @@ static void test_small_max_payload(void **state)
     tnode nodes[4];
     tn_conf c = {.cluster = "small", .bootstrap_expect = 3, .snapshot_entries = 16};
     for (size_t i = 0; i < 3; i++) {
-        hamok_nats_options o = opts_for(natsd_url(d));
+        hamok_nats_options o = tn_opts(natsd_url(d));
         assert_int_equal(tn_start(&nodes[i], &c, &o), HAMOK_OK);
         assert_int_equal(nodes[i].t->max_frame, 65536);
     }
@@ -650,7 +625,7 @@ static void test_small_max_payload(void **state)
     }
     hamok_map_close(&m);
     /* A new peer gets it as a chunked snapshot. */
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     assert_int_equal(tn_start(&nodes[3], &c, &o), HAMOK_OK);
     assert_int_equal(hamok_node_join(nodes[3].node, TN_WAIT_MS), HAMOK_OK);
     hamok_node_stats ns;
@@ -682,7 +657,7 @@ static void test_small_max_payload(void **state)
     /* Below Hamok's minimum frame: the transport refuses the server. */
     d = natsd_start(&(natsd_config){.conf = "max_payload: 32768"});
     assert_non_null(d);
-    o = opts_for(natsd_url(d));
+    o = tn_opts(natsd_url(d));
     refused(&o, HAMOK_ERR_TRANSPORT, "max_payload");
     natsd_stop(&d);
 }
@@ -715,7 +690,7 @@ static void test_permissions_template(void **state)
         char user[16], pw[16];
         snprintf(user, sizeof user, "peer%d", i);
         snprintf(pw, sizeof pw, "pw%d", i);
-        hamok_nats_options o = opts_for(natsd_url(d));
+        hamok_nats_options o = tn_opts(natsd_url(d));
         o.user = user;
         o.password = pw;
         tn_conf c = {.cluster = "orders", .bootstrap_expect = 3, .peer_id = ids[i]};
@@ -735,7 +710,7 @@ static void test_permissions_template(void **state)
     /* A peer of this template may not read another peer's subject: a
      * transport under peer0's user with peer1's id is refused by the server
      * (reported as an asynchronous error). */
-    hamok_nats_options o = opts_for(natsd_url(d));
+    hamok_nats_options o = tn_opts(natsd_url(d));
     o.user = "peer0";
     o.password = "pw0";
     tnode spy;
@@ -753,17 +728,17 @@ static void test_permissions_template(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_raw_transport, teardown),
-        cmocka_unit_test_teardown(test_options_rejected, teardown),
-        cmocka_unit_test_teardown(test_cluster_names, teardown),
-        cmocka_unit_test_teardown(test_user_password, teardown),
-        cmocka_unit_test_teardown(test_token, teardown),
-        cmocka_unit_test_teardown(test_nkey, teardown),
-        cmocka_unit_test_teardown(test_tls, teardown),
-        cmocka_unit_test_teardown(test_mutual_tls, teardown),
-        cmocka_unit_test_teardown(test_borrowed_connection, teardown),
-        cmocka_unit_test_teardown(test_small_max_payload, teardown),
-        cmocka_unit_test_teardown(test_permissions_template, teardown),
+        cmocka_unit_test_teardown(test_raw_transport, tn_teardown),
+        cmocka_unit_test_teardown(test_options_rejected, tn_teardown),
+        cmocka_unit_test_teardown(test_cluster_names, tn_teardown),
+        cmocka_unit_test_teardown(test_user_password, tn_teardown),
+        cmocka_unit_test_teardown(test_token, tn_teardown),
+        cmocka_unit_test_teardown(test_nkey, tn_teardown),
+        cmocka_unit_test_teardown(test_tls, tn_teardown),
+        cmocka_unit_test_teardown(test_mutual_tls, tn_teardown),
+        cmocka_unit_test_teardown(test_borrowed_connection, tn_teardown),
+        cmocka_unit_test_teardown(test_small_max_payload, tn_teardown),
+        cmocka_unit_test_teardown(test_permissions_template, tn_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     natsd_stop_all();

@@ -29,6 +29,31 @@ bool tn_wait(bool (*cond)(void *), void *ud, unsigned timeout_ms)
     return true;
 }
 
+hamok_nats_options tn_opts(const char *url)
+{
+    hamok_nats_options o;
+    hamok_nats_options_init(&o);
+    o.url = url;
+    o.reconnect_wait_ms = 100;
+    return o;
+}
+
+int tn_teardown(void **state)
+{
+    (void)state;
+    natsd_stop_all();
+    return 0;
+}
+
+void tn_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)sub;
+    (void)closure;
+    natsConnection_Publish(nc, natsMsg_GetReply(msg), natsMsg_GetData(msg),
+                           natsMsg_GetDataLength(msg));
+    natsMsg_Destroy(msg);
+}
+
 static void on_event(void *ud, const hamok_node_event *ev)
 {
     tnode *n = ud;

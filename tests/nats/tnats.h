@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nats/nats.h>
+
 #include "hamok/map.h"
 #include "hamok/nats.h"
 #include "hamok/node.h"
@@ -19,6 +21,13 @@
 uint64_t tn_now_ms(void);
 /* Wait until cond(ud) holds or timeout_ms pass; true if it held. */
 bool tn_wait(bool (*cond)(void *), void *ud, unsigned timeout_ms);
+
+/* Options for a server URL: defaults, reconnecting every 100 ms. */
+hamok_nats_options tn_opts(const char *url);
+/* cmocka teardown of every test: stop whatever nats-server is still up. */
+int tn_teardown(void **state);
+/* A nats.c handler answering a request with its own payload. */
+void tn_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 
 typedef struct tnode {
     hamok_node *node;
