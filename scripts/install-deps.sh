@@ -15,6 +15,8 @@ packages=(
     libmsgpack-dev libcmocka-dev
     # transports (transports/zmq, transports/nats) and their integration tests
     libzmq3-dev libczmq-dev libnats-dev nats-server
+    # certificates the NATS TLS tests make (tests/nats)
+    openssl
     # remote map backend examples and tests
     libhiredis-dev redis-server
     # hamokctl: HTTP server, JSON, HTTP client; jq for the demo script

@@ -279,13 +279,15 @@ int main(int argc, char **argv)
         return 2;
     }
 #ifdef HAVE_NATSD
-    hamok_natsd *natsd = NULL;
+    natsd *server = NULL;
     if (transport == PC_NATS) {
-        if (hamok_natsd_start(&natsd, NULL) != 0) {
+        natsd_config nc = {0};
+        server = natsd_start(&nc);
+        if (server == NULL) {
             fprintf(stderr, "cannot start nats-server\n");
             return 1;
         }
-        snprintf(nats_url, sizeof nats_url, "%s", hamok_natsd_url(natsd));
+        snprintf(nats_url, sizeof nats_url, "%s", natsd_url(server));
     }
 #else
     if (transport == PC_NATS) {
@@ -303,9 +305,7 @@ int main(int argc, char **argv)
                                          tests, NULL, NULL);
     hamok_proc_kill_all();
 #ifdef HAVE_NATSD
-    if (natsd != NULL) {
-        hamok_natsd_stop(&natsd);
-    }
+    natsd_stop(&server);
 #endif
     return rc;
 }

@@ -52,6 +52,7 @@ typedef struct peer_opts {
     const char *nats_password;
     const char *nats_token;
     const char *nats_nkey;
+    const char *nats_nkey_pub;
     const char *nats_creds;
     const char *nats_ca;
     const char *nats_cert;
@@ -88,6 +89,7 @@ enum {
     O_NATS_PASSWORD,
     O_NATS_TOKEN,
     O_NATS_NKEY,
+    O_NATS_NKEY_PUB,
     O_NATS_CREDS,
     O_NATS_CA,
     O_NATS_CERT,
@@ -146,6 +148,7 @@ static const opt_doc docs[] = {
     {O_NATS_PASSWORD, "nats-password", "HAMOK_NATS_PASSWORD", "PW", "nats: password"},
     {O_NATS_TOKEN, "nats-token", "HAMOK_NATS_TOKEN", "TOKEN", "nats: token"},
     {O_NATS_NKEY, "nats-nkey-seed", "HAMOK_NATS_NKEY_SEED", "FILE", "nats: NKey seed file"},
+    {O_NATS_NKEY_PUB, "nats-nkey", "HAMOK_NATS_NKEY", "KEY", "nats: NKey public key (U...)"},
     {O_NATS_CREDS, "nats-creds", "HAMOK_NATS_CREDS", "FILE", "nats: .creds file"},
     {O_NATS_CA, "nats-ca", "HAMOK_NATS_CA", "FILE", "nats: TLS CA certificate"},
     {O_NATS_CERT, "nats-cert", "HAMOK_NATS_CERT", "FILE", "nats: TLS client certificate"},
@@ -155,7 +158,7 @@ static const opt_doc docs[] = {
     {O_NATS_RECONNECT, "nats-reconnect-wait", "HAMOK_NATS_RECONNECT_WAIT_MS", "MS",
      "nats: wait between reconnect attempts"},
     {O_NATS_MAX_RECONNECT, "nats-max-reconnect", "HAMOK_NATS_MAX_RECONNECT", "N",
-     "nats: reconnect attempts (-1 = forever)"},
+     "nats: reconnect attempts (-1 = forever, the default; 0 = never)"},
 };
 
 static void peer_usage(FILE *f)
@@ -231,6 +234,7 @@ static bool set_opt(peer_opts *o, int id, const char *v, const char *from)
     case O_NATS_PASSWORD: o->nats_password = v; break;
     case O_NATS_TOKEN: o->nats_token = v; break;
     case O_NATS_NKEY: o->nats_nkey = v; break;
+    case O_NATS_NKEY_PUB: o->nats_nkey_pub = v; break;
     case O_NATS_CREDS: o->nats_creds = v; break;
     case O_NATS_CA: o->nats_ca = v; break;
     case O_NATS_CERT: o->nats_cert = v; break;
@@ -404,13 +408,18 @@ static hamok_status make_transport(const peer_opts *o, hamok_transport **t)
         no.password = o->nats_password;
         no.token = o->nats_token;
         no.nkey_seed_file = o->nats_nkey;
+        no.nkey = o->nats_nkey_pub;
         no.creds_file = o->nats_creds;
         no.tls_ca_file = o->nats_ca;
         no.tls_cert_file = o->nats_cert;
         no.tls_key_file = o->nats_key;
         no.tls_hostname = o->nats_tls_hostname;
         no.reconnect_wait_ms = (uint32_t)o->nats_reconnect_ms;
-        no.max_reconnect = (int)o->nats_max_reconnect;
+        /* hamokctl: -1 = forever (the default), 0 = never, n = n attempts;
+         * the transport: 0 = forever, < 0 = never. */
+        no.max_reconnect = o->nats_max_reconnect < 0   ? 0
+                           : o->nats_max_reconnect == 0 ? -1
+                                                        : (int)o->nats_max_reconnect;
         st = hamok_nats_transport_new(&no, t);
         if (st != HAMOK_OK) {
             fprintf(stderr, "hamokctl peer: NATS: %s\n", hamok_nats_last_error());
