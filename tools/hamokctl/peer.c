@@ -417,7 +417,7 @@ static hamok_status make_transport(const peer_opts *o, hamok_transport **t)
         no.reconnect_wait_ms = (uint32_t)o->nats_reconnect_ms;
         /* hamokctl: -1 = forever (the default), 0 = never, n = n attempts;
          * the transport: 0 = forever, < 0 = never. */
-        no.max_reconnect = o->nats_max_reconnect < 0   ? 0
+        no.max_reconnect = o->nats_max_reconnect < 0    ? 0
                            : o->nats_max_reconnect == 0 ? -1
                                                         : (int)o->nats_max_reconnect;
         st = hamok_nats_transport_new(&no, t);
