@@ -527,7 +527,7 @@ static void test_example_program(void **state)
         if (null >= 0) {
             dup2(null, 1);
         }
-        execl(HAMOK_REDIS_EXAMPLE, "hamok-remote-map-redis", "--port", port, "--hash",
+        execl(HAMOK_REDIS_EXAMPLE, "hamok-example-remote-map-redis", "--port", port, "--hash",
               "example-test", (char *)NULL);
         _exit(127);
     }
