@@ -38,7 +38,7 @@ typedef struct hamok_zmq_options {
      * Default "tcp://127.0.0.1:0". */
     const char *bind;
     /** Endpoint the other peers connect to, when it differs from the bound
-     * one (a wildcard bind "tcp://0.0.0.0:5555" or "tcp://*:5555", NAT,
+     * one (a wildcard bind such as "tcp://0.0.0.0:5555", NAT,
      * containers: "tcp://peer1:5555"). NULL = the bound endpoint; a
      * wildcard bind without it is refused (HAMOK_ERR_INVALID). */
     const char *advertise;
@@ -77,15 +77,21 @@ HAMOK_API void hamok_zmq_options_init(hamok_zmq_options *o);
  * failed: the log says why); HAMOK_ERR_NOMEM. Thread: any. */
 HAMOK_API hamok_status hamok_zmq_transport_new(const hamok_zmq_options *o, hamok_transport **out);
 
+/** Why the last hamok_zmq_transport_new() on this thread failed (a
+ * sentence naming the option or the system error), "" after a success.
+ * Thread-local; valid until the next call on this thread. */
+HAMOK_API const char *hamok_zmq_last_error(void);
+
 /** Counters of a zmq transport (monotonic). */
 typedef struct hamok_zmq_stats {
     uint64_t frames_sent;
     uint64_t frames_received;
-    uint64_t dropped_hwm;     /**< a full queue refused a frame */
-    uint64_t dropped_unknown; /**< addressed to a peer with no known endpoint */
-    uint64_t rejected_size;   /**< over ZMQ_MAXMSGSIZE / the frame limit */
-    uint64_t rejected_auth;   /**< ZAP refused a key, or a frame spoke for another key's peer */
-    uint64_t peers;           /**< peers with a connection right now */
+    uint64_t dropped_hwm;        /**< a full queue refused a frame */
+    uint64_t dropped_unknown;    /**< addressed to a peer with no known endpoint */
+    uint64_t rejected_size;      /**< over ZMQ_MAXMSGSIZE / the frame limit */
+    uint64_t rejected_auth;      /**< ZAP refused a key, or a frame spoke for another key's peer */
+    uint64_t rejected_malformed; /**< not [peer id][one frame] on the ROUTER */
+    uint64_t peers;              /**< peers with a connection right now */
 } hamok_zmq_stats;
 
 /** A consistent copy of the counters of `t`, which must be a zmq transport

@@ -192,6 +192,9 @@ static void out_reset(hamok_grid *g, hamok_grid_out *out)
     memset(out, 0, sizeof *out);
 }
 
+static bool endpoint_moved(const hamok_member *ms, size_t n, const hamok_id *id,
+                           const char *endpoint);
+
 static void out_finish(hamok_grid *g, hamok_grid_out *out, uint64_t now, const hamok_grid_view *v)
 {
     out->msgs = g->out;
@@ -199,8 +202,11 @@ static void out_finish(hamok_grid *g, hamok_grid_out *out, uint64_t now, const h
     out->learned = g->learned;
     out->n_learned = g->n_learned;
     uint64_t next = UINT64_MAX;
-    bool hello = (g->leaving && !g->left) ||
-                 (g->joining && !g->leaving && (!v->is_member || !v->has_leader));
+    bool hello =
+        (g->leaving && !g->left) ||
+        (g->joining && !g->leaving &&
+         (!v->is_member || !v->has_leader ||
+          (!v->is_leader && endpoint_moved(v->members, v->n_members, &g->self, g->endpoint))));
     if (hello) {
         next = g->next_hello > now ? g->next_hello : now + 1;
     }
@@ -247,6 +253,22 @@ static bool in_members(const hamok_member *ms, size_t n, const hamok_id *id)
     for (size_t i = 0; i < n; i++) {
         if (hamok__id_eq(&ms[i].id, id)) {
             return true;
+        }
+    }
+    return false;
+}
+
+/* Does member `id` advertise a non-empty endpoint other than the recorded
+ * one (it came back on another address)? */
+static bool endpoint_moved(const hamok_member *ms, size_t n, const hamok_id *id,
+                           const char *endpoint)
+{
+    if (endpoint == NULL || endpoint[0] == '\0') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (hamok__id_eq(&ms[i].id, id)) {
+            return ms[i].endpoint == NULL || strcmp(ms[i].endpoint, endpoint) != 0;
         }
     }
     return false;
@@ -326,10 +348,21 @@ static void joiner_tick(hamok_grid *g, uint64_t now, const hamok_grid_view *v, h
     }
     if (v->is_member) {
         /* A member without a leader may have been removed while it was away:
-         * saying HELLO makes the members tell it (they answer non-members). */
+         * saying HELLO makes the members tell it (they answer non-members),
+         * and tells them this peer's endpoint. */
         if (!v->has_leader) {
             g->next_hello = now + g->hello_ms;
             send_hello(g, v);
+        } else if (!v->is_leader &&
+                   endpoint_moved(v->members, v->n_members, &g->self, g->endpoint)) {
+            /* Back on another address than the configuration records (a
+             * durable restart on a new port): the leader records the new
+             * one through the log, so every member connects there. */
+            g->next_hello = now + g->hello_ms;
+            hamok_msg *m = new_msg(g, HAMOK_MSG_JOIN, &v->leader);
+            if (m != NULL) {
+                m->u.join.endpoint = g->endpoint;
+            }
         }
         return;
     }
@@ -485,7 +518,9 @@ bool hamok__grid_next_change(hamok_grid *g, uint64_t now_ms, const hamok_grid_vi
     for (size_t i = 0; i < g->n_joins; i++) {
         join_req *j = &g->joins[i];
         bool member = in_members(v->members, v->n_members, &j->id);
-        if (j->add == member) {
+        bool moved =
+            j->add && member && endpoint_moved(v->members, v->n_members, &j->id, j->endpoint);
+        if (j->add == member && !moved) {
             drop_request(g, i); /* nothing to do */
             i--;
             continue;

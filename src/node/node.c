@@ -451,6 +451,13 @@ static void send_msg(hamok_node *n, const hamok_msg *m)
     if (st != HAMOK_OK && st != HAMOK_ERR_NOT_FOUND) {
         hamok__nlog(n, HAMOK_LOG_DEBUG, "transport", "send %s: %s", hamok__msg_type_name(m->type),
                     hamok_status_str(st));
+    } else if (n->cfg.log_level >= HAMOK_LOG_TRACE) {
+        char dst[HAMOK_ID_STR_LEN + 1] = "*";
+        if (!m->broadcast) {
+            hamok__id_format(&m->dst, dst);
+        }
+        hamok__nlog(n, HAMOK_LOG_TRACE, "transport", "send %s to %.8s (%zu bytes): %s",
+                    hamok__msg_type_name(m->type), dst, n->enc.len, hamok_status_str(st));
     }
 }
 
@@ -873,8 +880,11 @@ static hamok_status make_raft(hamok_node *n, bool founder)
     hamok_raft_options o;
     hamok__raft_options_default(&o);
     o.self = n->self;
+    const char *self_endpoint =
+        n->t->ops->local_endpoint != NULL ? n->t->ops->local_endpoint(n->t) : NULL;
     o.voters = founder ? &n->self : NULL;
     o.n_voters = founder ? 1 : 0;
+    o.voter_endpoints = founder ? &self_endpoint : NULL;
     o.election_timeout_ms = n->cfg.election_timeout_ms;
     o.heartbeat_ms = n->cfg.heartbeat_ms;
     o.seed = hamok__prng_next(&n->prng);
@@ -949,12 +959,19 @@ static void grid_changes(hamok_node *n, uint64_t now)
         ev.u.change.endpoint = c.endpoint;
         hamok_id id = c.id;
         bool add = c.add;
+        bool moved = add && member_in(v.members, v.n_members, &id);
+        char endpoint[256];
+        snprintf(endpoint, sizeof endpoint, "%s", c.endpoint != NULL ? c.endpoint : "");
         uint64_t idx = 0;
         hamok_status st = step(n, &ev, &idx);
         if (st == HAMOK_OK || st == HAMOK_ERR_NOT_FOUND) {
             char text[HAMOK_ID_STR_LEN + 1];
             hamok__id_format(&id, text);
-            if (idx != 0) {
+            if (idx != 0 && moved) {
+                hamok__nlog(n, HAMOK_LOG_INFO, "grid",
+                            "recording %s at its new endpoint %s (entry %" PRIu64 ")", text,
+                            endpoint, idx);
+            } else if (idx != 0) {
                 hamok__nlog(n, HAMOK_LOG_INFO, "grid", "%s %s (entry %" PRIu64 ")",
                             add ? "adding" : "removing", text, idx);
             }
@@ -1587,6 +1604,12 @@ static void recv_frame(hamok_node *n, uint64_t now, const inbox_item *it)
     if (hamok__id_eq(&m.src, &n->self) || (!m.broadcast && !hamok__id_eq(&m.dst, &n->self))) {
         hamok__msg_clear(&m);
         return;
+    }
+    if (n->cfg.log_level >= HAMOK_LOG_TRACE) {
+        char src[HAMOK_ID_STR_LEN + 1];
+        hamok__id_format(&m.src, src);
+        hamok__nlog(n, HAMOK_LOG_TRACE, "transport", "recv %s from %.8s (%zu bytes)",
+                    hamok__msg_type_name(m.type), src, it->len);
     }
     hamok__grid_heard(n->grid, &m.src, now);
     switch (m.type) {

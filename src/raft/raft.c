@@ -226,6 +226,7 @@ hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
     r->opt = *o;
     r->opt.voters = NULL;
     r->opt.n_voters = 0;
+    r->opt.voter_endpoints = NULL;
     r->self_idx = SIZE_MAX;
     hamok__prng_seed(&r->prng, o->seed ^ 0x68616d6f6b726166ULL);
     hamok__log_init(&r->log);
@@ -238,7 +239,8 @@ hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
     for (size_t i = 0; i < o->n_voters; i++) {
         ms[i].id = o->voters[i];
         ms[i].role = HAMOK_MEMBER_VOTER;
-        ms[i].endpoint = hamok__strdup("");
+        const char *ep = o->voter_endpoints != NULL ? o->voter_endpoints[i] : NULL;
+        ms[i].endpoint = hamok__strdup(ep != NULL ? ep : "");
         if (ms[i].endpoint == NULL) {
             hamok__members_free(ms, o->n_voters);
             hamok__raft_destroy(&r);
@@ -2024,7 +2026,24 @@ static hamok_status change(hamok_raft *r, hamok_raft_change_op op, const hamok_i
     switch (op) {
     case HAMOK_RAFT_ADD_LEARNER:
         if (at != SIZE_MAX) {
-            return HAMOK_OK; /* already a member */
+            /* Already a member: a new endpoint (it came back on another
+             * address) replaces the old one; the roles stay. */
+            if (endpoint == NULL || endpoint[0] == '\0' ||
+                strcmp(endpoint, c->members[at].endpoint) == 0) {
+                return HAMOK_OK;
+            }
+            ms = members_dup(c->members, c->n, 0);
+            if (ms == NULL) {
+                return HAMOK_ERR_NOMEM;
+            }
+            char *ep = hamok__strdup(endpoint);
+            if (ep == NULL) {
+                hamok__members_free(ms, n);
+                return HAMOK_ERR_NOMEM;
+            }
+            hamok__free(ms[at].endpoint);
+            ms[at].endpoint = ep;
+            break;
         }
         if (c->n >= MAX_MEMBERS) {
             return HAMOK_ERR_TOO_BIG;

@@ -45,6 +45,11 @@ typedef struct hamok_raft_options {
      * is a voter. */
     const hamok_id *voters;
     size_t n_voters;
+    /* Endpoints of the bootstrap voters (copied), parallel to `voters`;
+     * NULL, or a NULL element, = none (""). They travel in the configuration
+     * so that peers of a transport that connects by address (zmq) can reach
+     * the founders. */
+    const char *const *voter_endpoints;
     uint32_t election_timeout_ms; /* base T; each timeout is drawn from [T, 2T) */
     uint32_t heartbeat_ms;        /* leader heartbeat period; < election_timeout_ms */
     uint32_t max_inflight;        /* AppendEntries in flight per follower (pipelining) */
@@ -142,11 +147,13 @@ typedef struct hamok_raft_event {
             hamok_id target;
         } transfer;
         /* CHANGE: add `id` as a learner (with `endpoint`, may be NULL),
-         * promote a learner to voter, or remove a member. At most one change
-         * is in flight, and only after the leader committed an entry of its
-         * term: otherwise HAMOK_ERR_BUSY. A change that changes nothing (add
-         * of a member, promote of a voter) returns HAMOK_OK with
-         * update.proposed_index 0. */
+         * promote a learner to voter, or remove a member. An add of a member
+         * with a non-empty endpoint other than its recorded one records the
+         * new endpoint (a configuration entry with the same roles). At most
+         * one change is in flight, and only after the leader committed an
+         * entry of its term: otherwise HAMOK_ERR_BUSY. A change that changes
+         * nothing (add of a member at its recorded endpoint, promote of a
+         * voter) returns HAMOK_OK with update.proposed_index 0. */
         struct {
             hamok_raft_change_op op;
             hamok_id id;

@@ -217,7 +217,43 @@ static void test_failover_5(void **state)
     run_failover(5);
 }
 
-/* Durable mode: a killed peer restarts with its identity and its log. */
+/* Does every running peer record member `id` at `endpoint` (GET /v1/peers)? */
+static bool all_record_endpoint(pc_cluster *c, const char *id, const char *endpoint)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->peers[i].running) {
+            continue;
+        }
+        char *body = NULL;
+        if (pc_http(c, i, "GET", "/v1/peers", NULL, 0, 2000, &body) != 200) {
+            free(body);
+            return false;
+        }
+        json_t *j = json_loads(body, 0, NULL);
+        free(body);
+        bool found = false;
+        json_t *m;
+        size_t k;
+        json_array_foreach(json_object_get(j, "members"), k, m)
+        {
+            const char *mid = json_string_value(json_object_get(m, "id"));
+            const char *ep = json_string_value(json_object_get(m, "endpoint"));
+            if (mid != NULL && strcmp(mid, id) == 0) {
+                found = ep != NULL && strcmp(ep, endpoint) == 0;
+            }
+        }
+        json_decref(j);
+        if (!found) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Durable mode: a killed peer restarts with its identity and its log. With
+ * zmq it comes back on another port (it binds port 0): the configuration
+ * records its new endpoint, so every member, and a peer that joins later,
+ * reaches it. */
 static void test_durable_restart(void **state)
 {
     (void)state;
@@ -228,14 +264,41 @@ static void test_durable_restart(void **state)
     size_t killed;
     kill_leader(c, 3, &l, &killed);
     write_everywhere(c, &l, 5);
-    char old_id[40];
+    char old_id[40], old_endpoint[256];
     snprintf(old_id, sizeof old_id, "%s", c->peers[killed].id);
+    snprintf(old_endpoint, sizeof old_endpoint, "%s", c->peers[killed].endpoint);
     assert_true(pc_start(c, killed, true, UP_MS));
     assert_string_equal(c->peers[killed].id, old_id);
     assert_true(pc_leader(c, 3, 0, UP_MS) != SIZE_MAX);
     write_everywhere(c, &l, 5);
     for (size_t i = 0; i < 3; i++) {
         check_ledger(c, i, &l);
+    }
+    if (transport == PC_ZMQ) {
+        assert_string_not_equal(c->peers[killed].endpoint, old_endpoint);
+        uint64_t end = hamok_proc_now_ms() + UP_MS;
+        while (!all_record_endpoint(c, old_id, c->peers[killed].endpoint)) {
+            assert_true(hamok_proc_now_ms() < end);
+            hamok_proc_poll_pause(50);
+        }
+        /* A fourth peer learns the new endpoint from the configuration. */
+        c->n = 4;
+        assert_true(pc_start(c, 3, true, UP_MS));
+        assert_true(pc_leader(c, 4, 0, UP_MS) != SIZE_MAX);
+        assert_true(all_record_endpoint(c, old_id, c->peers[killed].endpoint));
+        /* The restarted peer leads: every other peer must reach it. */
+        char path[128];
+        snprintf(path, sizeof path, "/v1/transfer?to=%s", old_id);
+        size_t li = pc_leader(c, 4, 0, UP_MS);
+        assert_true(li != SIZE_MAX);
+        if (li != killed) {
+            assert_int_equal(pc_http(c, li, "POST", path, "", 0, 5000, NULL), 200);
+        }
+        assert_int_equal(pc_leader(c, 4, 0, UP_MS), killed);
+        write_everywhere(c, &l, 5);
+        for (size_t i = 0; i < 4; i++) {
+            check_ledger(c, i, &l);
+        }
     }
     passed = true;
 }

@@ -102,11 +102,17 @@ bool pc_start(pc_cluster *c, size_t i, bool durable, unsigned timeout_ms)
         argv[a++] = "zmq";
         argv[a++] = "--bind";
         argv[a++] = "tcp://127.0.0.1:0";
-        for (size_t j = 0; j < c->n && a < 48; j++) {
-            if (j != i && c->peers[j].running) {
-                argv[a++] = "--seed";
-                argv[a++] = c->peers[j].endpoint;
+        /* One seed: the running peer started last before it (a chain, so
+         * that every other member is learned through gossip). */
+        size_t seed = SIZE_MAX;
+        for (size_t j = 0; j < c->n; j++) {
+            if (j != i && c->peers[j].running && (seed == SIZE_MAX || j < i)) {
+                seed = j;
             }
+        }
+        if (seed != SIZE_MAX) {
+            argv[a++] = "--seed";
+            argv[a++] = c->peers[seed].endpoint;
         }
     } else {
         argv[a++] = "--transport";

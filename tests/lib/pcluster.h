@@ -4,9 +4,9 @@
  * is killed at exit (proc.h).
  *
  * Peers are started one at a time: each waits for its --info-file (id, HTTP
- * address, transport endpoint). A zmq peer is seeded with the endpoints of
- * the peers running when it starts (one seed is enough: gossip closes the
- * mesh); a NATS peer needs only the server URL. */
+ * address, transport endpoint). A zmq peer is given one seed, the running
+ * peer started last before it (a chain: gossip must close the mesh); a NATS
+ * peer needs only the server URL. */
 #ifndef HAMOK_TESTS_PCLUSTER_H
 #define HAMOK_TESTS_PCLUSTER_H
 

@@ -299,6 +299,56 @@ static void test_removed_member_rejoins(void **state)
     hamok__grid_destroy(&g);
 }
 
+/* A member back on another address than the configuration records asks the
+ * leader to record the new one (a JOIN with it); the leader turns that into
+ * a change of an existing member, and nothing more once recorded. */
+static void test_moved_member_records_endpoint(void **state)
+{
+    (void)state;
+    hamok_grid *g = mk(2, 1, 0);
+    hamok_member ms[2] = {{id(1), HAMOK_MEMBER_VOTER, "tcp://one"},
+                          {id(2), HAMOK_MEMBER_VOTER, "tcp://old-address"}};
+    hamok_grid_view v = {.is_member = true,
+                         .has_leader = true,
+                         .leader = id(1),
+                         .term = 3,
+                         .members = ms,
+                         .n_members = 2,
+                         .committed = ms,
+                         .n_committed = 2};
+    hamok_grid_out out;
+    hamok__grid_join(g, 0);
+    hamok__grid_tick(g, 0, &v, &out);
+    assert_int_equal(count_type(&out, HAMOK_MSG_JOIN), 1);
+    assert_memory_equal(out.msgs[0].dst.b, id(1).b, HAMOK_ID_LEN);
+    assert_string_equal(out.msgs[0].u.join.endpoint, "tcp://self");
+    assert_true(out.next_deadline_ms <= 100); /* asks again until recorded */
+    /* Recorded: quiet. */
+    ms[1].endpoint = "tcp://self";
+    hamok__grid_tick(g, 200, &v, &out);
+    assert_int_equal(count_type(&out, HAMOK_MSG_JOIN), 0);
+    hamok__grid_destroy(&g);
+
+    /* The leader's side. */
+    hamok_grid *l = mk(1, 1, 0);
+    ms[1].endpoint = "tcp://old-address";
+    v.is_leader = true;
+    hamok_msg j = {.type = HAMOK_MSG_JOIN, .src = id(2), .dst = id(1)};
+    j.u.join.endpoint = "tcp://new-address";
+    hamok__grid_receive(l, 1, &j, &v, &out);
+    hamok_grid_change c;
+    assert_true(hamok__grid_next_change(l, 2, &v, &c));
+    assert_true(c.add);
+    assert_memory_equal(c.id.b, id(2).b, HAMOK_ID_LEN);
+    assert_string_equal(c.endpoint, "tcp://new-address");
+    ms[1].endpoint = "tcp://new-address"; /* committed */
+    assert_false(hamok__grid_next_change(l, 3, &v, &c));
+    /* A member's JOIN at its recorded endpoint changes nothing. */
+    hamok__grid_receive(l, 4, &j, &v, &out);
+    assert_false(hamok__grid_next_change(l, 5, &v, &c));
+    hamok__grid_destroy(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_silent_member_removed),
         cmocka_unit_test(test_leave),
         cmocka_unit_test(test_removed_member_rejoins),
+        cmocka_unit_test(test_moved_member_records_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -756,6 +756,50 @@ static void membership_learner_promoted_when_caught_up(void **state)
     net_free(&t);
 }
 
+/* An add of a member at another endpoint records the new endpoint (the same
+ * roles, one configuration entry every peer applies); at its recorded
+ * endpoint it changes nothing. */
+static void membership_member_endpoint_moves(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, true);
+    advance(&t, 3000);
+    int l = leader_of(&t);
+    int f = (l + 1) % 3;
+    hamok_raft_event ev = {.type = HAMOK_RAFT_EV_CHANGE};
+    ev.u.change.op = HAMOK_RAFT_ADD_LEARNER;
+    ev.u.change.id = t.ids[f];
+    ev.u.change.endpoint = "tcp://127.0.0.1:6001";
+    uint64_t before = hamok__raft_last_index(t.r[l]);
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    assert_int_equal(hamok__raft_last_index(t.r[l]), before + 1);
+    advance(&t, 300);
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        const hamok_member *ms = hamok__raft_members(t.r[i], &n, NULL);
+        assert_int_equal(n, 3);
+        assert_int_equal(voters_of(&t, i, NULL), 3);
+        bool seen = false;
+        for (size_t k = 0; k < n; k++) {
+            if (hamok__id_eq(&ms[k].id, &t.ids[f])) {
+                assert_string_equal(ms[k].endpoint, "tcp://127.0.0.1:6001");
+                seen = true;
+            }
+        }
+        assert_true(seen);
+    }
+    /* The same endpoint again, or none: nothing appended. */
+    before = hamok__raft_last_index(t.r[l]);
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    ev.u.change.endpoint = NULL;
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    ev.u.change.endpoint = "";
+    assert_int_equal(raft_event(&t, l, &ev), HAMOK_OK);
+    assert_int_equal(hamok__raft_last_index(t.r[l]), before);
+    net_free(&t);
+}
+
 /* Thesis §4.2.2: a leader that removes itself keeps leading until the change
  * commits, then steps down; the rest elect a leader among themselves. */
 static void membership_removed_leader_steps_down(void **state)
@@ -1153,6 +1197,7 @@ int main(void)
         cmocka_unit_test(leadership_transfer_times_out),
         cmocka_unit_test(membership_learner_promoted_when_caught_up),
         cmocka_unit_test(membership_removed_leader_steps_down),
+        cmocka_unit_test(membership_member_endpoint_moves),
         cmocka_unit_test(membership_truncated_config_reverts),
         cmocka_unit_test(snapshot_catches_up_follower),
         cmocka_unit_test(snapshot_brings_new_member_up),

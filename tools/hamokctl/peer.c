@@ -388,6 +388,9 @@ static hamok_status make_transport(const peer_opts *o, hamok_transport **t)
             zo.curve_allowed_file = o->curve_allowed;
         }
         st = hamok_zmq_transport_new(&zo, t);
+        if (st != HAMOK_OK) {
+            fprintf(stderr, "hamokctl peer: zmq: %s\n", hamok_zmq_last_error());
+        }
 #else
         fprintf(stderr, "hamokctl peer: this build has no zmq transport\n");
 #endif
