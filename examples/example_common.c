@@ -416,6 +416,46 @@ bool ex_wait_members(hamok_node *const *nodes, size_t n, size_t members, int tim
 }
 
 /* ------------------------------------------------------------------------ */
+/* Threads and values */
+
+typedef struct par_arg {
+    void (*fn)(int i);
+    int i;
+} par_arg;
+
+static void *par_main(void *ud)
+{
+    par_arg *a = ud;
+    a->fn(a->i);
+    return NULL;
+}
+
+void ex_parallel(int n, void (*fn)(int i))
+{
+    pthread_t th[EX_MAX_NODES];
+    par_arg args[EX_MAX_NODES];
+    if (n > EX_MAX_NODES) {
+        ex_must(HAMOK_ERR_INVALID, "too many threads");
+    }
+    for (int i = 0; i < n; i++) {
+        args[i] = (par_arg){fn, i};
+        if (pthread_create(&th[i], NULL, par_main, &args[i]) != 0) {
+            ex_must(HAMOK_ERR_STATE, "thread");
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+    }
+}
+
+bool ex_value_is(hamok_status st, hamok_value *v, const char *want)
+{
+    bool ok = st == HAMOK_OK && v->present && strcmp(v->data, want) == 0;
+    hamok_value_free(v);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Ids and node events */
 
 ex_short ex_id_short(const hamok_id *id)

@@ -106,6 +106,15 @@ int ex_wait_leader(hamok_node *const *nodes, size_t n, int timeout_ms);
 /* Wait until every node of `nodes` counts `members` members. */
 bool ex_wait_members(hamok_node *const *nodes, size_t n, size_t members, int timeout_ms);
 
+/* Run fn(0) .. fn(n - 1) on n threads at once and wait for them all
+ * (n <= EX_MAX_NODES). */
+void ex_parallel(int n, void (*fn)(int i));
+
+/* A value just read into *v by a call that returned `st`: is it present and
+ * equal to the text `want`? Frees *v. For example
+ *   ex_value_is(hamok_map_get_str(m, "k", &v), &v, "42") */
+bool ex_value_is(hamok_status st, hamok_value *v, const char *want);
+
 /* Pause (pacing a workload only; to wait for something use ex_wait). */
 void ex_pause_ms(int ms);
 uint64_t ex_now_ms(void);

@@ -37,7 +37,6 @@ static int rounds = 20;
 
 /* What each racer got, per round. */
 typedef struct racer {
-    int no;
     hamok_value got[1000];    /* single-key race: what insert returned */
     hamok_kvs existing[1000]; /* batch race: the keys that existed */
     hamok_status st[1000][2]; /* the calls' statuses */
@@ -53,12 +52,13 @@ static bool is_value_of(int p, const char *value)
     return strcmp(value, mine) == 0;
 }
 
-static void *race(void *arg)
+/* Peer `no`'s thread. */
+static void race(int no)
 {
-    racer *me = arg;
-    hamok_map *m = map[me->no];
+    racer *me = &racers[no];
+    hamok_map *m = map[no];
     char mine[16];
-    snprintf(mine, sizeof mine, "peer-%d", me->no);
+    snprintf(mine, sizeof mine, "peer-%d", no);
     for (int r = 0; r < rounds; r++) {
         /* 1. Everyone inserts the same key, all at once. */
         char key[32];
@@ -70,13 +70,12 @@ static void *race(void *arg)
         char keys[BATCH][32];
         hamok_kv batch[BATCH];
         for (int j = 0; j < BATCH; j++) {
-            snprintf(keys[j], sizeof keys[j], "batch-%d-%d", r, me->no + j);
+            snprintf(keys[j], sizeof keys[j], "batch-%d-%d", r, no + j);
             batch[j] = (hamok_kv){keys[j], strlen(keys[j]), true, mine, strlen(mine)};
         }
         pthread_barrier_wait(&start_line);
         me->st[r][1] = hamok_map_insert_all(m, batch, BATCH, &me->existing[r], EX_TIMEOUT_MS);
     }
-    return NULL;
 }
 
 /* The value of `key` on peer i ("" if absent). */
@@ -116,14 +115,7 @@ int main(int argc, char **argv)
 
     /* Race: one thread per peer. */
     pthread_barrier_init(&start_line, NULL, PEERS);
-    pthread_t th[PEERS];
-    for (int i = 0; i < PEERS; i++) {
-        racers[i].no = i;
-        pthread_create(&th[i], NULL, race, &racers[i]);
-    }
-    for (int i = 0; i < PEERS; i++) {
-        pthread_join(th[i], NULL);
-    }
+    ex_parallel(PEERS, race);
     pthread_barrier_destroy(&start_line);
     for (int i = 0; i < PEERS; i++) {
         ex_must(hamok_node_sync(node[i], EX_TIMEOUT_MS), "sync");

@@ -143,10 +143,8 @@ int main(int argc, char **argv)
             snprintf(done, sizeof done, "done by peer-%d", p);
             for (int i = 0; i < PEERS; i++) {
                 hamok_value v;
-                bool ok =
-                    hamok_map_get_str(map[i], job, &v) == HAMOK_OK && strcmp(v.data, done) == 0;
-                ex_check(ok, "peer %d reads %s = %s", i, job, done);
-                hamok_value_free(&v);
+                ex_check(ex_value_is(hamok_map_get_str(map[i], job, &v), &v, done),
+                         "peer %d reads %s = %s", i, job, done);
             }
         }
     }

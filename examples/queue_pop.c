@@ -73,9 +73,9 @@ static void on_queue(void *ud, const hamok_queue_event *ev)
     pthread_mutex_unlock(&q->mu);
 }
 
-static void *worker(void *arg)
+/* Peer `me`'s thread. */
+static void worker(int me)
 {
-    int me = (int)(intptr_t)arg;
     /* 1. Push, everyone at once. */
     pthread_barrier_wait(&start_line);
     for (int k = 0; k < items; k++) {
@@ -94,7 +94,6 @@ static void *worker(void *arg)
         snprintf(popped[me][n_popped[me]++], ITEM_LEN, "%s", (const char *)v.data);
         hamok_value_free(&v);
     }
-    return NULL;
 }
 
 static int cmp_item(const void *a, const void *b)
@@ -132,13 +131,7 @@ int main(int argc, char **argv)
     ex_say("three peers joined; each pushes %d items, then all pop", items);
 
     pthread_barrier_init(&start_line, NULL, PEERS);
-    pthread_t th[PEERS];
-    for (int i = 0; i < PEERS; i++) {
-        pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i);
-    }
-    for (int i = 0; i < PEERS; i++) {
-        pthread_join(th[i], NULL);
-    }
+    ex_parallel(PEERS, worker);
     pthread_barrier_destroy(&start_line);
     ex_say("pops per peer: %d %d %d", n_popped[0], n_popped[1], n_popped[2]);
 

@@ -24,12 +24,7 @@
 static bool has(hamok_map *m, const char *key, const char *want)
 {
     hamok_value v;
-    if (hamok_map_get_str(m, key, &v) != HAMOK_OK) {
-        return false;
-    }
-    bool ok = strcmp(v.data, want) == 0;
-    hamok_value_free(&v);
-    return ok;
+    return ex_value_is(hamok_map_get_str(m, key, &v), &v, want);
 }
 
 int main(int argc, char **argv)

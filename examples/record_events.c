@@ -39,7 +39,6 @@ static int rounds = 10;
 
 /* What each racer got. */
 typedef struct racer {
-    int no;
     bool inserted[1000]; /* step 2: the field was absent, this peer set it */
     bool instance_won;   /* step 3: insert_instance inserted every field */
     hamok_kvs existing;  /* ... else the fields that were there */
@@ -48,12 +47,13 @@ typedef struct racer {
 
 static racer racers[PEERS];
 
-static void *race(void *arg)
+/* Peer `no`'s thread. */
+static void race(int no)
 {
-    racer *me = arg;
-    hamok_record *r = rec[me->no];
+    racer *me = &racers[no];
+    hamok_record *r = rec[no];
     char mine[16];
-    snprintf(mine, sizeof mine, "peer-%d", me->no);
+    snprintf(mine, sizeof mine, "peer-%d", no);
     size_t ml = strlen(mine);
 
     /* 2. One field, both at once: insert writes only an absent field. */
@@ -86,18 +86,12 @@ static void *race(void *arg)
     ex_must(hamok_record_update_instance_if(r, take, 2, expect, 2, &me->updated, EX_TIMEOUT_MS),
             "update_instance_if");
     hamok_value_free(&winner);
-    return NULL;
 }
 
 static bool field_is(hamok_record *r, const char *field, const char *want)
 {
     hamok_value v;
-    if (hamok_record_get(r, field, &v) != HAMOK_OK) {
-        return false;
-    }
-    bool ok = strcmp(v.data, want) == 0;
-    hamok_value_free(&v);
-    return ok;
+    return ex_value_is(hamok_record_get(r, field, &v), &v, want);
 }
 
 int main(int argc, char **argv)
@@ -136,14 +130,7 @@ int main(int argc, char **argv)
 
     /* 2 and 3. The races, one thread per peer. */
     pthread_barrier_init(&start_line, NULL, PEERS);
-    pthread_t th[PEERS];
-    for (int i = 0; i < PEERS; i++) {
-        racers[i].no = i;
-        pthread_create(&th[i], NULL, race, &racers[i]);
-    }
-    for (int i = 0; i < PEERS; i++) {
-        pthread_join(th[i], NULL);
-    }
+    ex_parallel(PEERS, race);
     pthread_barrier_destroy(&start_line);
 
     int wins[PEERS] = {0};

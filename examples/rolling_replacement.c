@@ -128,9 +128,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < npeers; i++) {
         ex_must(hamok_node_sync(peers[i].node, EX_TIMEOUT_MS), "sync");
         hamok_value v;
-        ex_check(hamok_map_get_str(peers[i].map, "step-0", &v) == HAMOK_OK,
+        ex_check(ex_value_is(hamok_map_get_str(peers[i].map, "step-0", &v), &v,
+                             "written by the originals"),
                  "peer born at step %d reads the originals' write", peers[i].born);
-        hamok_value_free(&v);
         ex_check(hamok_map_size(peers[i].map) == (size_t)step + 1,
                  "peer born at step %d holds %d keys (%zu)", peers[i].born, step + 1,
                  hamok_map_size(peers[i].map));

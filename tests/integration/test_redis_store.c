@@ -8,10 +8,8 @@
  * one, Redis errors answered with HAMOK_ERR_STORE, and the example program
  * run end to end. Label: redis. */
 #define _DEFAULT_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,34 +31,17 @@
 #include "hamok/mem.h"
 #include "hamok/node.h"
 #include "hamok/remote_map.h"
+#include "loopback_server.h"
 #include "redis_store.h"
 #include "remote_test.h"
 
 #define WAIT_MS 15000
 
-static pid_t g_redis = -1;
+static hamok_test_server g_redis;
 static int g_port;
 
 /* ------------------------------------------------------------------------ */
 /* The server */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    close(fd);
-    return port;
-}
 
 static redisContext *connect_direct(void)
 {
@@ -74,84 +54,20 @@ static redisContext *connect_direct(void)
     return c;
 }
 
-static bool server_up(void)
-{
-    redisContext *c = connect_direct();
-    if (c == NULL) {
-        return false;
-    }
-    redisReply *r = redisCommand(c, "PING");
-    bool ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-    if (r != NULL) {
-        freeReplyObject(r);
-    }
-    redisFree(c);
-    return ok;
-}
-
-static void stop_server(void)
-{
-    if (g_redis <= 0) {
-        return;
-    }
-    kill(g_redis, SIGTERM);
-    uint64_t end = now_ms() + 5000;
-    int status;
-    while (waitpid(g_redis, &status, WNOHANG) == 0) {
-        if (now_ms() >= end) {
-            kill(g_redis, SIGKILL);
-            waitpid(g_redis, &status, 0);
-            break;
-        }
-        pause_ms(5);
-    }
-    g_redis = -1;
-}
-
 static int start_server(void **state)
 {
     (void)state;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        g_port = free_port();
-        if (g_port <= 0) {
-            continue;
-        }
-        char port[16];
-        snprintf(port, sizeof port, "%d", g_port);
-        pid_t pid = fork();
-        if (pid < 0) {
-            return -1;
-        }
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the test */
-            execl(HAMOK_REDIS_SERVER, "redis-server", "--port", port, "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-            _exit(127);
-        }
-        g_redis = pid;
-        uint64_t end = now_ms() + 10000;
-        int status;
-        while (now_ms() < end) {
-            if (waitpid(pid, &status, WNOHANG) == pid) {
-                g_redis = -1; /* exited: the port was taken meanwhile? try another */
-                break;
-            }
-            if (server_up()) {
-                printf("  redis-server pid %d on 127.0.0.1:%d\n", (int)pid, g_port);
-                return 0;
-            }
-            pause_ms(10);
-        }
-        stop_server();
+    if (!hamok_test_server_start(&g_redis, HAMOK_TEST_REDIS, HAMOK_REDIS_SERVER)) {
+        return -1;
     }
-    fprintf(stderr, "cannot start %s\n", HAMOK_REDIS_SERVER);
-    return -1;
+    g_port = g_redis.port;
+    return 0;
 }
 
 static int stop_server_teardown(void **state)
 {
     (void)state;
-    stop_server();
+    hamok_test_server_stop(&g_redis);
     return 0;
 }
 
@@ -226,7 +142,7 @@ static void test_commit_contract(void **state)
     hamok_redis_store_destroy(&s);
     assert_null(s);
     /* Nobody there. */
-    int closed = free_port();
+    int closed = hamok_test_free_port();
     assert_int_equal(hamok_redis_store_new("127.0.0.1", closed, "c", 500, &s), HAMOK_ERR_TRANSPORT);
     assert_null(s);
     assert_int_equal(hamok_redis_store_new("127.0.0.1", g_port, "", 500, &s), HAMOK_ERR_INVALID);
