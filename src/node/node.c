@@ -620,6 +620,11 @@ static void send_snapshot_chunks(hamok_node *n, const hamok_raft_update *u)
 static void take_snapshot(hamok_node *n, const hamok_raft_update *u)
 {
     hamok_buf b = HAMOK_BUF_INIT;
+    /* About the size of the last one: one allocation, no copies as it grows. */
+    if (n->snap.len > 0 && hamok__buf_reserve(&b, n->snap.len + n->snap.len / 8) != HAMOK_OK) {
+        hamok__nlog(n, HAMOK_LOG_WARN, "node", "snapshot failed: out of memory");
+        return;
+    }
     pthread_rwlock_rdlock(&n->reg_lock);
     hamok_status st = hamok__registry_snapshot(n->reg, snap_write, &b);
     pthread_rwlock_unlock(&n->reg_lock);
