@@ -92,6 +92,7 @@ typedef struct hamok_zmq_stats {
     uint64_t rejected_auth;      /**< ZAP refused a key, or a frame spoke for another key's peer */
     uint64_t rejected_malformed; /**< not [peer id][one frame] on the ROUTER */
     uint64_t peers;              /**< peers with a connection right now */
+    uint64_t links; /**< DEALERs open: known peers (up or not) and seeds not identified yet */
 } hamok_zmq_stats;
 
 /** A consistent copy of the counters of `t`, which must be a zmq transport

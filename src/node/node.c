@@ -60,6 +60,11 @@ typedef struct seq_table {
     size_t n;
 } seq_table;
 
+typedef struct departed_peer {
+    hamok_id id;
+    uint64_t at; /* when it left the configuration */
+} departed_peer;
+
 struct hamok_node {
     hamok_config cfg; /* copy (storage_dir owned) */
     hamok_id self;
@@ -113,6 +118,14 @@ struct hamok_node {
     uint64_t raft_deadline;
     uint64_t grid_deadline;
     uint64_t req_check_at;
+
+    /* Members that left the configuration: the transport forgets their
+     * endpoints once they stayed away and silent for a while (a zmq link
+     * per identity that ever joined would pile up otherwise). */
+    departed_peer *departed;
+    size_t n_departed;
+    size_t cap_departed;
+    uint64_t departed_check_at;
 
     /* Proposals of this turn. */
     prop *props;
@@ -730,6 +743,58 @@ static bool member_in(const hamok_member *ms, size_t k, const hamok_id *id)
     return false;
 }
 
+static void departed_add(hamok_node *n, const hamok_id *id)
+{
+    if (hamok__id_eq(id, &n->self)) {
+        return;
+    }
+    for (size_t i = 0; i < n->n_departed; i++) {
+        if (hamok__id_eq(&n->departed[i].id, id)) {
+            n->departed[i].at = clock_ms();
+            return;
+        }
+    }
+    if (n->n_departed == n->cap_departed) {
+        size_t cap = n->cap_departed ? n->cap_departed * 2 : 8;
+        departed_peer *d = hamok__realloc(n->departed, cap * sizeof *d);
+        if (d == NULL) {
+            return; /* the endpoint stays known: harmless */
+        }
+        n->departed = d;
+        n->cap_departed = cap;
+    }
+    n->departed[n->n_departed++] = (departed_peer){.id = *id, .at = clock_ms()};
+}
+
+/* Forget the endpoints of members that left the configuration and have
+ * stayed out and silent for twice the peer timeout (at least 10 s): long
+ * enough for a leaving peer to hear that it left, and for a removed one that
+ * is alive to say HELLO again (which makes it known again). */
+static void forget_departed(hamok_node *n, uint64_t now)
+{
+    if (n->n_departed == 0 || now < n->departed_check_at) {
+        return;
+    }
+    n->departed_check_at = now + 1000;
+    uint64_t after = 2u * (uint64_t)n->cfg.peer_timeout_ms;
+    if (after < 10000) {
+        after = 10000;
+    }
+    for (size_t i = 0; i < n->n_departed;) {
+        departed_peer *d = &n->departed[i];
+        bool back = member_in(n->members, n->n_members, &d->id);
+        bool heard = hamok__grid_silence(n->grid, &d->id, now) < after;
+        if (!back && (now < d->at + after || heard)) {
+            i++;
+            continue;
+        }
+        if (!back && n->t->ops->set_peer != NULL) {
+            n->t->ops->set_peer(n->t, &d->id, NULL);
+        }
+        n->departed[i] = n->departed[--n->n_departed];
+    }
+}
+
 static void config_changed(hamok_node *n, const hamok_member *ms, size_t k)
 {
     for (size_t i = 0; i < k; i++) {
@@ -744,6 +809,7 @@ static void config_changed(hamok_node *n, const hamok_member *ms, size_t k)
     }
     for (size_t i = 0; i < n->n_members; i++) {
         if (!member_in(ms, k, &n->members[i].id)) {
+            departed_add(n, &n->members[i].id);
             hamok_node_event ev = {.type = HAMOK_EVENT_PEER_LEFT, .peer = n->members[i].id};
             emit(n, &ev);
         }
@@ -1824,6 +1890,7 @@ static hamok_status process(hamok_node *n)
         if (now >= n->grid_deadline) {
             grid_tick(n, now);
         }
+        forget_departed(n, now);
         grid_changes(n, now);
         after_turn(n, now);
         if (now >= n->req_check_at) {
@@ -2331,6 +2398,7 @@ void hamok_node_destroy(hamok_node **np)
     hamok__buf_free(&n->enc);
     hamok__buf_free(&n->res);
     hamok__members_free(n->members, n->n_members);
+    hamok__free(n->departed);
     hamok__free(n->peers);
     hamok__free(n->handles);
     close(n->efd);

@@ -768,6 +768,70 @@ static void test_curve_cluster(void **state)
     }
 }
 
+typedef struct links_wait {
+    znode *nodes;
+    size_t n;
+    uint64_t links;
+    size_t members;
+} links_wait;
+
+static bool links_are(void *ud)
+{
+    links_wait *w = ud;
+    for (size_t i = 0; i < w->n; i++) {
+        hamok_zmq_stats s;
+        hamok_node_stats ns;
+        hamok_zmq_transport_stats(w->nodes[i].t, &s);
+        hamok_node_stats_get(w->nodes[i].node, &ns);
+        if (s.links != w->links || ns.members != w->members) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A member that dies is removed after peer_timeout; the survivors' transports
+ * then forget its endpoint (its DEALER is closed) once it stayed away and
+ * silent long enough, so links to dead identities do not pile up. */
+static void test_departed_forgotten(void **state)
+{
+    (void)state;
+    znode n[3] = {{0}};
+    char first[320];
+    for (int i = 0; i < 3; i++) {
+        hamok_zmq_options o;
+        hamok_zmq_options_init(&o);
+        const char *seed = first;
+        if (i > 0) {
+            o.seeds = &seed;
+            o.n_seeds = 1;
+        }
+        hamok_transport *t = NULL;
+        assert_int_equal(hamok_zmq_transport_new(&o, &t), HAMOK_OK);
+        if (i == 0) {
+            snprintf(first, sizeof first, "%s", t->ops->local_endpoint(t));
+        }
+        hamok_config *cfg = NULL;
+        assert_int_equal(hamok_config_new(&cfg), HAMOK_OK);
+        hamok_config_set_cluster(cfg, "departed");
+        hamok_config_set_timing(cfg, 400, 50);
+        assert_int_equal(hamok_config_set_peer_timeout(cfg, 1000), HAMOK_OK);
+        n[i].t = t;
+        assert_int_equal(hamok_node_new(&n[i].node, cfg, &t), HAMOK_OK);
+        hamok_config_destroy(&cfg);
+        assert_int_equal(hamok_node_join(n[i].node, (int)WAIT_MS), HAMOK_OK);
+    }
+    links_wait w = {.nodes = n, .n = 3, .links = 2, .members = 3};
+    assert_true(wait_for(links_are, &w, WAIT_MS));
+    hamok_node_destroy(&n[2].node); /* gone without leaving */
+    w = (links_wait){.nodes = n, .n = 2, .links = 1, .members = 2};
+    uint64_t t0 = now_ms();
+    assert_true(wait_for(links_are, &w, 3 * WAIT_MS));
+    printf("    removed and forgotten %" PRIu64 " ms after it died\n", now_ms() - t0);
+    hamok_node_destroy(&n[1].node);
+    hamok_node_destroy(&n[0].node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_curve),
         cmocka_unit_test(test_curve_cluster),
+        cmocka_unit_test(test_departed_forgotten),
     };
     return cmocka_run_group_tests_name("zmq_transport", tests, NULL, NULL);
 }

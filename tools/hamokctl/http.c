@@ -256,8 +256,11 @@ static size_t transport_metrics(peer *p, char *out, size_t cap)
         if (off < cap) {
             int n = snprintf(out + off, cap - off,
                              "# HELP hamok_zmq_peers Peers with a connection now.\n"
-                             "# TYPE hamok_zmq_peers gauge\nhamok_zmq_peers %" PRIu64 "\n",
-                             z.peers);
+                             "# TYPE hamok_zmq_peers gauge\nhamok_zmq_peers %" PRIu64
+                             "\n"
+                             "# HELP hamok_zmq_links DEALER sockets open (known peers and seeds).\n"
+                             "# TYPE hamok_zmq_links gauge\nhamok_zmq_links %" PRIu64 "\n",
+                             z.peers, z.links);
             off = n < 0 ? off : off + (size_t)n;
         }
     }

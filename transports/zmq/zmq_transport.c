@@ -420,6 +420,7 @@ static void count_peers(zmq_tp *t)
     }
     pthread_mutex_lock(&t->st_mu);
     t->st.peers = up;
+    t->st.links = t->n_links;
     pthread_mutex_unlock(&t->st_mu);
 }
 
