@@ -1,6 +1,7 @@
 /* The ZeroMQ mesh transport (libhamok_zmq, CMake target hamok::zmq,
  * pkg-config hamok-zmq): brokerless clusters. Each peer binds one ROUTER on
- * its endpoint and keeps one DEALER per known peer (routing id = peer id);
+ * its endpoint and keeps one DEALER per known peer (routing id: the peer id
+ * and a serial of the link);
  * a broadcast is a send to every known peer and to every seed not yet
  * identified. Bootstrap from a list of seed endpoints: discovery's HELLO
  * reaches the seeds, and the ENDPOINT_STATES answers carry every member's

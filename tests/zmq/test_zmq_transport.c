@@ -4,10 +4,11 @@
  * known peers, unknown peers, frames over the limit, nothing after stop),
  * hostile inbound traffic from raw libzmq sockets (wrong routing ids,
  * multipart frames, oversized frames), back-pressure that drops and counts
- * instead of blocking, CURVE (admitted keys, a refused key, a peer id bound
- * to the key that first spoke for it) and CURVE key helpers, then nodes:
- * a three-node CURVE cluster that a node with an unlisted key cannot join.
- * Every wait is deadline-polled. */
+ * instead of blocking, a new peer started on a dead peer's endpoint, CURVE
+ * (admitted keys, a refused key, a peer id bound to the key that first
+ * spoke for it) and CURVE key helpers, then nodes: a three-node CURVE
+ * cluster that a node with an unlisted key cannot join. Every wait is
+ * deadline-polled. */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <setjmp.h>
@@ -553,6 +554,56 @@ static void test_backpressure(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A new peer on a dead peer's endpoint */
+
+/* A peer is killed and another one (a new id: memory mode) starts on the
+ * same endpoint, as a restarted container does, while the dead one is still
+ * known (it stays in the configuration until the peer timeout). The two
+ * links to that endpoint must not take its connection from each other
+ * (with one routing id for both, the ROUTER there handed it over to each
+ * reconnection in turn and the new peer heard only now and then): once the
+ * new peer's link is up, every frame for it arrives and none is dropped. */
+static void test_new_peer_on_old_endpoint(void **state)
+{
+    (void)state;
+    hamok_zmq_options o;
+    hamok_zmq_options_init(&o);
+    tp a = {0}, old = {0}, fresh = {0};
+    tp_start(&a, &o, 1);
+    tp_start(&old, &o, 2);
+    char ep[256];
+    snprintf(ep, sizeof ep, "%s", old.t->ops->local_endpoint(old.t));
+    a.t->ops->set_peer(a.t, &old.t->self, ep);
+    resend rs = {.from = &a, .at = &old, .to = &old.t->self, .bytes = "to old", .want = 1};
+    assert_true(wait_for(resend_until, &rs, WAIT_MS));
+    tp_stop(&old);
+
+    o.bind = ep;
+    tp_start(&fresh, &o, 3);
+    a.t->ops->set_peer(a.t, &fresh.t->self, ep); /* the dead peer stays known */
+    rs = (resend){.from = &a, .at = &fresh, .to = &fresh.t->self, .bytes = "to new", .want = 1};
+    assert_true(wait_for(resend_until, &rs, WAIT_MS));
+
+    enum { STEADY = 100 };
+    uint64_t dropped = stats(&a).dropped_hwm;
+    int before = rx_frames(&fresh.r);
+    for (int k = 0; k < STEADY; k++) {
+        assert_int_equal(a.t->ops->send(a.t, &fresh.t->self, "steady", 6), HAMOK_OK);
+        (void)poll(NULL, 0, 10);
+    }
+    uint64_t end = now_ms() + WAIT_MS;
+    while (rx_frames(&fresh.r) < before + STEADY && now_ms() < end) {
+        (void)poll(NULL, 0, 5);
+    }
+    printf("    %d of %d frames arrived, %" PRIu64 " dropped\n", rx_frames(&fresh.r) - before,
+           STEADY, stats(&a).dropped_hwm - dropped);
+    assert_int_equal(rx_frames(&fresh.r), before + STEADY);
+    assert_int_equal(stats(&a).dropped_hwm, dropped);
+    tp_stop(&fresh);
+    tp_stop(&a);
+}
+
+/* ------------------------------------------------------------------------ */
 /* CURVE */
 
 typedef struct keypair {
@@ -841,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_ipc),
         cmocka_unit_test(test_hostile_inbound),
         cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_new_peer_on_old_endpoint),
         cmocka_unit_test(test_curve),
         cmocka_unit_test(test_curve_cluster),
         cmocka_unit_test(test_departed_forgotten),
