@@ -37,7 +37,7 @@
 # identity (memory mode), becomes healthy and holds every acknowledged write,
 # and the dead identity leaves the configuration after the peer timeout.
 # nats: the servers are routed to each other and each peer is attached to
-# one of the servers of its list. zmq: a fourth peer with a fresh key not in
+# one of the servers of its list (the first one with HAMOK_NATS_NO_RANDOMIZE). zmq: a fourth peer with a fresh key not in
 # allowed_keys never becomes a member, and every member logs the refusal
 # with its count. At the end every process is stopped by pid (SIGTERM, like
 # `docker-compose stop`: peers leave and exit 0); on failure they are killed
@@ -551,9 +551,17 @@ if [ "$topology" = nats ]; then
             esac
         done
         [ -n "$at" ] || fail "$s is attached to none of the servers of its list ($url)"
+        # With HAMOK_NATS_NO_RANDOMIZE the list's first server is the one.
+        if [ "$(env_of "$s" HAMOK_NATS_NO_RANDOMIZE 0)" != 0 ]; then
+            first=${url%%,*}
+            [ "$first" = "nats://127.0.0.1:$(jq -r --arg b "$at" '.[$b].argv as $a
+                | [range(1; $a | length) | select($a[. - 1] == "-p") | $a[.]][0]' \
+                "$work/plan.json")" ] ||
+                fail "$s is attached to $at, not to the first server of its list ($url)"
+        fi
         attachments+=("$s->$at")
     done
-    say "routed servers; peers attached to ${attachments[*]} (nats.c picks from its list at random)"
+    say "routed servers; peers attached to ${attachments[*]}"
 fi
 
 # Writes: the README's, then one through each peer read back through every
