@@ -122,6 +122,7 @@ typedef struct cs_node {
     uint32_t inc;        /* incarnation: client ticks of older ones are stale */
     uint64_t next_seq;
     uint64_t seq_reserved; /* survives restarts */
+    uint64_t max_sent;     /* highest number that left this client */
     bool had_leader;
     hamok_id leader;
     cs_req req[CS_SLOTS];
@@ -784,6 +785,9 @@ static void finish(collsim *cs, int node, int slot, int outcome, const uint8_t *
     rq->gen++;
     cs_op *op = &cs->ops[rq->op];
     op->outcome = outcome;
+    if (outcome == OUT_UNKNOWN && op->seq != 0 && op->sends == 0) {
+        op->outcome = OUT_FAILED; /* never left the client (no leader, not a member) */
+    }
     if (outcome == OUT_OK && res != NULL && !take_result(cs, op, res, len)) {
         return;
     }
@@ -857,6 +861,8 @@ static void send_submit(collsim *cs, int node, int slot)
     if (op->sends++ > 0) {
         cs->st.retries++;
     }
+    cs_node *origin = &cs->nodes[node];
+    origin->max_sent = op->seq > origin->max_sent ? op->seq : origin->max_sent;
     rq->accepted = false;
     hamok_entry e;
     memset(&e, 0, sizeof e);
@@ -1713,7 +1719,8 @@ static void app_stop(hamok_sim *s, void *ud, int node, bool wiped)
         if (rq->active) {
             rq->active = false;
             cs_op *op = &cs->ops[rq->op];
-            op->outcome = OUT_UNKNOWN; /* the process died with it */
+            /* The process died with it; never sent: no effect. */
+            op->outcome = op->seq != 0 && op->sends == 0 ? OUT_FAILED : OUT_UNKNOWN;
             op->ret = ++cs->clock;
             trace_op(cs, op, "lost with its node");
         }
@@ -1757,7 +1764,7 @@ static void wl_quiesce(hamok_sim *s, void *ud)
 {
     (void)s;
     collsim *cs = ud;
-    cs->draining = true;
+    cs->draining = !cs->o.keep_load;
 }
 
 static uint32_t wl_ops(void *ud)
@@ -1873,11 +1880,11 @@ static bool resolve(collsim *cs)
     cs->n_resolving = 0;
     for (size_t i = 0; i < cs->n_ops; i++) {
         cs_op *op = &cs->ops[i];
-        /* Numbers a window older than the client's latest (a restart
-         * skips a block of 65,536) would answer EXPIRED: not tried. */
+        /* Numbers a window older than the client's latest sent (a restart
+         * skips a block of 65,536) would likely answer EXPIRED: not tried. */
         if (op->outcome == OUT_UNKNOWN && op->seq != 0 && op->cmd != NULL && op->node >= 0 &&
             ((members >> op->node) & 1u) && !cs->nodes[op->node].gone &&
-            cs->nodes[op->node].next_seq - op->seq < HAMOK_SESSION_DEFAULT_WINDOW) {
+            cs->nodes[op->node].max_sent - op->seq < HAMOK_SESSION_DEFAULT_WINDOW) {
             op->resolving = true;
             cs->resolving[cs->n_resolving++] = i;
         }

@@ -88,6 +88,10 @@ typedef struct hamok_collsim_opts {
     /* Skip the checks at apply (exactly-once, apply-determinism): only the
      * client histories and the final state are checked. */
     bool history_only;
+    /* Keep the clients invoking through the heal and the recovery check
+     * (by default they stop when the fault phase ends): liveness under load
+     * (tests/sim/FINDINGS.md observation 12). */
+    bool keep_load;
     bool trace;
     const char *test_name; /* for the replay hint */
 } hamok_collsim_opts;

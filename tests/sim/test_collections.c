@@ -7,7 +7,9 @@
  *   HAMOK_SIM_TRACE=1        event trace with the client operations (use
  *                            with HAMOK_SIM_SEED)
  *   HAMOK_COLLSIM_HISTORY_ONLY=1  no exactly-once check at apply: only the
- *                            client histories and the final state */
+ *                            client histories and the final state
+ *   HAMOK_COLLSIM_LOAD=1     the clients keep invoking through the heal and
+ *                            the recovery check (FINDINGS.md observation 12) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,6 +68,8 @@ static void test_collections_seeds(void **state)
         o.test_name = "test_sim_collections";
         const char *ho = getenv("HAMOK_COLLSIM_HISTORY_ONLY");
         o.history_only = ho != NULL && ho[0] != '\0' && strcmp(ho, "0") != 0;
+        const char *kl = getenv("HAMOK_COLLSIM_LOAD");
+        o.keep_load = kl != NULL && kl[0] != '\0' && strcmp(kl, "0") != 0;
         hamok_collsim_result *r = calloc(1, sizeof *r);
         assert_non_null(r);
         bool ok = hamok_collsim_run(&o, r);
