@@ -37,8 +37,8 @@ typedef struct hamok_chaos_workload {
     void *ud;
     /* The simulator exists, nothing ran yet: schedule the clients. */
     bool (*start)(hamok_sim *s, void *ud, const hamok_chaos_info *info);
-    /* Client operations completed so far: the fault phase ends once n_ops
-     * completed and its planned length passed. */
+    /* Client operations that made progress so far (accepted by a leader):
+     * the fault phase ends once n_ops did and its planned length passed. */
     uint32_t (*ops)(void *ud);
     /* The fault phase is over: no new operations from here on (those in
      * flight go on). Called before heal and the recovery check (may be

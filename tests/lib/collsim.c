@@ -96,7 +96,8 @@ typedef struct cs_op {
     uint8_t *cmd;
     size_t cmd_len;
     bool resolving, resolved;
-    bool synthetic; /* final reads, removals by configuration: not a client's */
+    bool was_accepted; /* a leader accepted it at least once */
+    bool synthetic;    /* final reads, removals by configuration: not a client's */
     uint32_t sends;
 } cs_op;
 
@@ -152,13 +153,15 @@ typedef struct collsim {
     bool closed;   /* the clients are gone: SUBMIT_REQUESTs still in flight are dropped */
     bool trace;
     hamok_prng rnd;
-    uint32_t think_ms;
+    uint32_t op_mean_ms; /* wanted gap between two operations, cluster-wide */
     uint64_t op_timeout_ms;
     cs_node nodes[CS_MAX];
     cs_op *ops;
     size_t n_ops, cap_ops;
     uint64_t clock; /* history stamps */
-    uint32_t completed;
+    /* Progress, as the chaos runner counts it for its own proposals:
+     * commands a leader accepted, reads served. */
+    uint32_t progress;
     int64_t next_value;
     uint32_t reg_ops[2], em_ops; /* operations per collection (key epochs) */
     int n_keys[2], n_events;     /* keys / events used so far */
@@ -677,6 +680,7 @@ static void on_event(void *ud, const hamok_coll_event *ev)
 /* Completing operations */
 
 static void schedule_tick(collsim *cs, int node, int slot, uint64_t at);
+static uint64_t think(collsim *cs);
 
 /* Decode a registry result into the operation. */
 static bool take_result(collsim *cs, cs_op *op, const uint8_t *res, size_t len)
@@ -793,12 +797,12 @@ static void finish(collsim *cs, int node, int slot, int outcome, const uint8_t *
     }
     op->ret = ++cs->clock; /* unknown: when the client gave up (reports only) */
     if (op->outcome == OUT_OK) {
-        cs->completed++;
+        cs->progress += op->seq == 0 ? 1u : 0u; /* a read served */
     }
     remember(cs, op);
     trace_op(cs, op, "done");
     if (nd->reg != NULL && !cs->draining) {
-        schedule_tick(cs, node, slot, hamok_sim_now(cs->sim) + 1 + below(cs, 2 * cs->think_ms + 1));
+        schedule_tick(cs, node, slot, hamok_sim_now(cs->sim) + think(cs));
     }
 }
 
@@ -827,15 +831,18 @@ static void accepted(collsim *cs, int node, int slot)
 {
     cs_req *rq = &cs->nodes[node].req[slot];
     rq->accepted = true;
+    if (!cs->ops[rq->op].was_accepted) {
+        cs->ops[rq->op].was_accepted = true;
+        cs->progress++;
+    }
     if (cs->o.bug == HAMOK_COLLSIM_EARLY_ACK && cs->ops[rq->op].type == T_PUSH) {
         cs_op *op = &cs->ops[rq->op];
         rq->active = false;
         rq->gen++;
         op->outcome = OUT_OK;
         op->ret = ++cs->clock;
-        cs->completed++;
         trace_op(cs, op, "done (acked at proposal)");
-        schedule_tick(cs, node, slot, now_ms(cs) + 1 + below(cs, 2 * cs->think_ms + 1));
+        schedule_tick(cs, node, slot, now_ms(cs) + think(cs));
         return;
     }
     arm(cs, node, slot, now_ms(cs) + 2u * cs->info.election_timeout_ms);
@@ -853,6 +860,7 @@ static void send_submit(collsim *cs, int node, int slot)
         arm(cs, node, slot, now + cs->info.heartbeat_ms); /* not joined (yet): wait */
         return;
     }
+    rq->accepted = false;
     arm(cs, node, slot, now + cs->info.election_timeout_ms); /* a lost request is sent again */
     hamok_id leader;
     if (!hamok__raft_leader(core, &leader)) {
@@ -863,7 +871,6 @@ static void send_submit(collsim *cs, int node, int slot)
     }
     cs_node *origin = &cs->nodes[node];
     origin->max_sent = op->seq > origin->max_sent ? op->seq : origin->max_sent;
-    rq->accepted = false;
     hamok_entry e;
     memset(&e, 0, sizeof e);
     e.type = HAMOK_ENTRY_COMMAND;
@@ -1394,6 +1401,19 @@ static void start_op(collsim *cs, int node, int slot)
     send_submit(cs, node, slot);
 }
 
+/* A slot's pause before its next operation: the cluster-wide rate stays
+ * one per op_mean_ms on average, however many members are up. */
+static uint64_t think(collsim *cs)
+{
+    uint64_t members = hamok_sim_committed_members(cs->sim, NULL);
+    uint64_t slots = 0;
+    for (int i = 0; i < hamok_sim_n(cs->sim); i++) {
+        slots += ((members >> i) & 1u) && cs->nodes[i].reg != NULL ? CS_SLOTS : 0u;
+    }
+    uint64_t mean = (uint64_t)cs->op_mean_ms * (slots > 0 ? slots : CS_SLOTS);
+    return 1 + below(cs, 2 * mean + 1);
+}
+
 static void ev_tick(hamok_sim *s, void *ud, uint64_t arg)
 {
     collsim *cs = ud;
@@ -1703,7 +1723,7 @@ static bool app_start(hamok_sim *s, void *ud, int node)
     }
     if (cs->started && !cs->draining) {
         for (int k = 0; k < CS_SLOTS; k++) {
-            schedule_tick(cs, node, k, hamok_sim_now(s) + 1 + below(cs, cs->think_ms + 1));
+            schedule_tick(cs, node, k, hamok_sim_now(s) + think(cs));
         }
     }
     return true;
@@ -1744,16 +1764,15 @@ static bool wl_start(hamok_sim *s, void *ud, const hamok_chaos_info *info)
     hamok__prng_seed(&cs->rnd, mix64(info->seed ^ 0x636f6c6c73696dULL));
     int n = hamok_sim_n(s);
     /* Each slot waits for its operation, and many end unknown under the
-     * faults: twice the runner's rate per slot. */
-    uint64_t think = (uint64_t)info->op_mean_ms * (uint64_t)n * CS_SLOTS / 2;
-    cs->think_ms = (uint32_t)(think > 60000 ? 60000 : think);
+     * faults: twice the runner's rate. */
+    cs->op_mean_ms = info->op_mean_ms / 2 > 0 ? info->op_mean_ms / 2 : 1;
     static const uint32_t timeouts[] = {5, 15, 60};
     cs->op_timeout_ms = (uint64_t)timeouts[below(cs, 3)] * info->election_timeout_ms;
     hamok_sim_on_read(s, on_read, cs);
     for (int i = 0; i < n; i++) {
         if (cs->nodes[i].reg != NULL) {
             for (int k = 0; k < CS_SLOTS; k++) {
-                schedule_tick(cs, i, k, info->election_timeout_ms + below(cs, cs->think_ms + 1));
+                schedule_tick(cs, i, k, info->election_timeout_ms + think(cs));
             }
         }
     }
@@ -1770,7 +1789,7 @@ static void wl_quiesce(hamok_sim *s, void *ud)
 static uint32_t wl_ops(void *ud)
 {
     const collsim *cs = ud;
-    return cs->completed;
+    return cs->progress;
 }
 
 static bool pred_idle(hamok_sim *s, void *ud)

@@ -83,7 +83,9 @@ typedef enum hamok_collsim_bug {
 
 typedef struct hamok_collsim_opts {
     uint64_t seed;
-    uint32_t n_ops; /* operations completed ok before healing (default 200) */
+    uint32_t n_ops; /* operations before healing (default 200): commands a
+                       leader accepted and reads served, as the chaos runner
+                       counts its own proposals */
     hamok_collsim_bug bug;
     /* Skip the checks at apply (exactly-once, apply-determinism): only the
      * client histories and the final state are checked. */

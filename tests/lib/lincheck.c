@@ -543,6 +543,9 @@ static int item_cmp(const void *a, const void *b)
 
 static q_item *find_item(hamok_qchk *q, uint64_t item)
 {
+    if (q->n_items == 0) {
+        return NULL;
+    }
     q_item key = {.item = item};
     return bsearch(&key, q->items, q->n_items, sizeof *q->items, item_cmp);
 }
@@ -587,7 +590,9 @@ bool hamok_qchk_check(hamok_qchk *q, hamok_q_report *r)
     memset(r, 0, sizeof *r);
     r->ok = true;
     r->pushed = q->n_items;
-    qsort(q->items, q->n_items, sizeof *q->items, item_cmp);
+    if (q->n_items > 0) {
+        qsort(q->items, q->n_items, sizeof *q->items, item_cmp);
+    }
     for (size_t i = 1; i < q->n_items; i++) {
         if (q->items[i].item == q->items[i - 1].item) {
             return qfail(r, "queue-input", "item %" PRIu64 " pushed twice by the workload",
