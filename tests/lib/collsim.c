@@ -107,6 +107,7 @@ typedef struct cs_req {
     uint64_t deadline;
     uint32_t gen; /* retry timer generation */
     bool accepted;
+    uint32_t resends; /* sent again while accepted (node.c accepted_wait) */
     uint64_t read_id; /* reads: the barrier in progress (0: none) */
 } cs_req;
 
@@ -845,7 +846,11 @@ static void accepted(collsim *cs, int node, int slot)
         schedule_tick(cs, node, slot, now_ms(cs) + think(cs));
         return;
     }
-    arm(cs, node, slot, now_ms(cs) + 2u * cs->info.election_timeout_ms);
+    /* node.c accepted_wait: sent again after 2, 4, 8, 16, then every 32
+     * election timeouts (FINDINGS.md finding 14: a fixed 2 made a retry
+     * storm under a backlog). */
+    uint32_t k = rq->resends < 4 ? rq->resends : 4;
+    arm(cs, node, slot, now_ms(cs) + ((2ull * cs->info.election_timeout_ms) << k));
 }
 
 static void send_submit(collsim *cs, int node, int slot)
@@ -860,7 +865,10 @@ static void send_submit(collsim *cs, int node, int slot)
         arm(cs, node, slot, now + cs->info.heartbeat_ms); /* not joined (yet): wait */
         return;
     }
-    rq->accepted = false;
+    if (rq->accepted) {
+        rq->resends++; /* the safety net fired: the next one waits longer */
+        rq->accepted = false;
+    }
     arm(cs, node, slot, now + cs->info.election_timeout_ms); /* a lost request is sent again */
     hamok_id leader;
     if (!hamok__raft_leader(core, &leader)) {
@@ -1010,6 +1018,7 @@ static void app_stepped(hamok_sim *s, void *ud, int node)
         cs_req *rq = &nd->req[k];
         if (rq->active && cs->ops[rq->op].seq != 0) {
             rq->accepted = false;
+            rq->resends = 0;
             arm(cs, node, k, hamok_sim_now(s));
         }
     }

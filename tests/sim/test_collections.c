@@ -122,10 +122,44 @@ static void test_collections_seeds(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* Seeds that failed before a fix (tests/sim/FINDINGS.md), run whatever
+ * HAMOK_SIM_SEEDS says. They depend on the workload: a change to it moves
+ * the failures to other seeds, so the campaign that found them matters as
+ * much as the list. */
+static void test_regression_seeds(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t seed;
+        const char *finding;
+    } seeds[] = {
+        {1783, "14: retry storm (accepted proposals resent every 2 election timeouts)"},
+    };
+    const char *one = getenv("HAMOK_SIM_SEED");
+    if (one != NULL && one[0] != '\0') {
+        skip(); /* replaying one seed: test_collections_seeds runs it */
+    }
+    hamok_collsim_result *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        hamok_collsim_opts o;
+        hamok_collsim_opts_default(&o, seeds[i].seed);
+        o.test_name = "test_sim_collections";
+        bool ok = hamok_collsim_run(&o, r);
+        if (!ok) {
+            printf("regression seed %" PRIu64 " (finding %s) FAILED\n%s\n%s", seeds[i].seed,
+                   seeds[i].finding, r->error, r->history);
+        }
+        assert_true(ok);
+    }
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collections_seeds),
+        cmocka_unit_test(test_regression_seeds),
     };
     return cmocka_run_group_tests_name("sim_collections", tests, NULL, NULL);
 }
