@@ -1007,6 +1007,22 @@ bool hamok_chaos_seeds_from_env(uint64_t def_count, uint64_t *first, uint64_t *c
     return false;
 }
 
+void hamok_chaos_teeth_seeds(uint64_t def_count, uint64_t *first, uint64_t *count)
+{
+    *first = 1;
+    *count = def_count;
+    const char *one = getenv("HAMOK_SIM_SEED");
+    if (one != NULL && one[0] != '\0') {
+        *first = strtoull(one, NULL, 0);
+        *count = 1;
+        return;
+    }
+    const char *n = getenv("HAMOK_TEETH_SEEDS");
+    if (n != NULL && n[0] != '\0') {
+        *count = strtoull(n, NULL, 0);
+    }
+}
+
 double hamok_chaos_wall_ms(void)
 {
     struct timespec ts;

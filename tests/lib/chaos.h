@@ -86,6 +86,10 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r);
  * def_count) seeds from 1. Returns true when a single seed was requested. */
 bool hamok_chaos_seeds_from_env(uint64_t def_count, uint64_t *first, uint64_t *count);
 
+/* Seeds of a negative-control test: HAMOK_SIM_SEED=<n> runs exactly that
+ * seed, else HAMOK_TEETH_SEEDS=<count> (default def_count) seeds from 1. */
+void hamok_chaos_teeth_seeds(uint64_t def_count, uint64_t *first, uint64_t *count);
+
 /* Wall-clock milliseconds (statistics only). */
 double hamok_chaos_wall_ms(void);
 

@@ -1962,44 +1962,43 @@ static bool resolve(collsim *cs)
     return true;
 }
 
+/* One read of the final barrier: invoked before the barrier, answered now. */
+static bool final_read(collsim *cs, int node, int type, int coll, int key, int peer)
+{
+    size_t i = op_new(cs, node, type);
+    if (i == SIZE_MAX) {
+        return false;
+    }
+    cs_op *op = &cs->ops[i];
+    op->call = cs->final_call;
+    op->coll = coll;
+    op->key = key;
+    op->peer = peer;
+    op->lkey = type == T_READ ? lkey_reg(coll, key) : lkey_sub(key, peer);
+    op->lkind = HAMOK_LIN_READ;
+    op->synthetic = true;
+    op->out = local_read(cs, node, op);
+    op->outcome = OUT_OK;
+    op->ret = ++cs->clock;
+    return true;
+}
+
 /* The final barrier read on the leader: every register and the queue. */
 static void final_read_served(collsim *cs, int node)
 {
     cs->final_done = true;
     for (int c = 0; c < 2; c++) {
         for (int k = 0; k < cs->n_keys[c]; k++) {
-            size_t i = op_new(cs, node, T_READ);
-            if (i == SIZE_MAX) {
+            if (!final_read(cs, node, T_READ, c, k, 0)) {
                 return;
             }
-            cs_op *op = &cs->ops[i];
-            op->call = cs->final_call;
-            op->coll = c;
-            op->key = k;
-            op->lkey = lkey_reg(c, k);
-            op->lkind = HAMOK_LIN_READ;
-            op->synthetic = true;
-            op->out = local_read(cs, node, op);
-            op->outcome = OUT_OK;
-            op->ret = ++cs->clock;
         }
     }
     for (int e = 0; e < cs->n_events; e++) {
         for (int p = 0; p < hamok_sim_n(cs->sim); p++) {
-            size_t i = op_new(cs, node, T_SUBREAD);
-            if (i == SIZE_MAX) {
+            if (!final_read(cs, node, T_SUBREAD, 0, e, p)) {
                 return;
             }
-            cs_op *op = &cs->ops[i];
-            op->call = cs->final_call;
-            op->key = e;
-            op->peer = p;
-            op->lkey = lkey_sub(e, p);
-            op->lkind = HAMOK_LIN_READ;
-            op->synthetic = true;
-            op->out = local_read(cs, node, op);
-            op->outcome = OUT_OK;
-            op->ret = ++cs->clock;
         }
     }
     const hamok_coll *q = coll_of(cs->nodes[node].reg, HAMOK_KIND_QUEUE, QUEUE_NAME);

@@ -60,22 +60,6 @@ static bool env_on(const char *name)
     return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
 }
 
-static void seed_range(uint64_t *first, uint64_t *count)
-{
-    *first = 1;
-    *count = TEETH_SEEDS;
-    const char *one = getenv("HAMOK_SIM_SEED");
-    if (one != NULL && one[0] != '\0') {
-        *first = strtoull(one, NULL, 0);
-        *count = 1;
-        return;
-    }
-    const char *n = getenv("HAMOK_TEETH_SEEDS");
-    if (n != NULL && n[0] != '\0') {
-        *count = strtoull(n, NULL, 0);
-    }
-}
-
 static bool is_catch(const control *c, const char *inv)
 {
     for (size_t i = 0; inv != NULL && c->caught_by[i] != NULL; i++) {
@@ -90,7 +74,7 @@ static void run_control(size_t k)
 {
     const control *c = &controls[k];
     uint64_t first, count;
-    seed_range(&first, &count);
+    hamok_chaos_teeth_seeds(TEETH_SEEDS, &first, &count);
     bool all = env_on("HAMOK_TEETH_ALL");
     uint64_t catches = 0;
     double t0 = hamok_chaos_wall_ms();
