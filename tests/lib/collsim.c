@@ -1392,22 +1392,22 @@ static void start_op(collsim *cs, int node, int slot)
     rq->active = true;
     rq->op = i;
     rq->deadline = now_ms(cs) + cs->op_timeout_ms;
-    trace_op(cs, op, "invoke");
     bool read = type == T_READ || type == T_SUBREAD;
-    if (read) {
-        if (cs->o.bug == HAMOK_COLLSIM_STALE_READS) {
-            op->out = local_read(cs, node, op); /* no barrier */
-            finish(cs, node, slot, OUT_OK, NULL, 0);
-            return;
+    if (!read) {
+        op->seq = ++nd->next_seq;
+        if (op->seq > nd->seq_reserved) {
+            nd->seq_reserved = op->seq + SEQ_BLOCK - 1; /* on disk before it leaves */
         }
+    }
+    trace_op(cs, op, "invoke");
+    if (!read) {
+        send_submit(cs, node, slot);
+    } else if (cs->o.bug == HAMOK_COLLSIM_STALE_READS) {
+        op->out = local_read(cs, node, op); /* no barrier */
+        finish(cs, node, slot, OUT_OK, NULL, 0);
+    } else {
         start_read(cs, node, slot);
-        return;
     }
-    op->seq = ++nd->next_seq;
-    if (op->seq > nd->seq_reserved) {
-        nd->seq_reserved = op->seq + SEQ_BLOCK - 1; /* on disk before it leaves */
-    }
-    send_submit(cs, node, slot);
 }
 
 /* A slot's pause before its next operation: the cluster-wide rate stays
