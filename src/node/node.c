@@ -1090,6 +1090,18 @@ static void answer_submit(hamok_node *n, const hamok_id *to, uint64_t req_id, ha
     send_msg(n, &r);
 }
 
+/* An accepted proposal is in the leader's log and commits unless that leader
+ * loses its leadership (a leader change resends at once: resend_submits).
+ * It is sent again only as a safety net: after 2 election timeouts, then 4,
+ * 8, 16 and every 32. A fixed period shorter than the commit latency added
+ * a duplicate entry per period and request, and under a backlog the
+ * duplicates grew the backlog (tests/sim/FINDINGS.md finding 14). */
+static uint64_t accepted_wait(const hamok_node *n, const hamok_req *rq)
+{
+    uint32_t k = rq->resends < 4 ? rq->resends : 4;
+    return (2ull * n->cfg.election_timeout_ms) << k;
+}
+
 /* Propose everything queued this turn as one batch. */
 static void flush_props(hamok_node *n, uint64_t now)
 {
@@ -1124,7 +1136,7 @@ static void flush_props(hamok_node *n, uint64_t now)
             }
             if (st == HAMOK_OK) {
                 rq->accepted = true;
-                rq->retry_at = now + 2u * n->cfg.election_timeout_ms;
+                rq->retry_at = now + accepted_wait(n, rq);
             } else if (st == HAMOK_ERR_BUSY || st == HAMOK_ERR_NOT_LEADER ||
                        st == HAMOK_ERR_NOMEM) {
                 rq->retry_at = now + n->cfg.heartbeat_ms;
@@ -1160,6 +1172,10 @@ static void retry_submit_at(hamok_node *n, hamok_req *rq, uint64_t at)
 
 static void send_submit(hamok_node *n, hamok_req *rq, uint64_t now)
 {
+    if (rq->accepted) {
+        rq->resends++; /* the safety net fired: the next one waits longer */
+        rq->accepted = false;
+    }
     uint32_t retry = n->cfg.election_timeout_ms;
     retry_submit_at(n, rq, now + retry); /* a lost SUBMIT_REQUEST is sent again */
     hamok_id leader;
@@ -1222,6 +1238,7 @@ static void resend_submits(hamok_node *n, uint64_t now)
         next = rq->next;
         if (rq->type == HAMOK_REQ_SUBMIT) {
             rq->accepted = false;
+            rq->resends = 0;
             rq->retry_at = now; /* at the next check */
         }
     }
@@ -1269,7 +1286,7 @@ static void recv_submit_response(hamok_node *n, uint64_t now, const hamok_msg *m
     }
     if (s->status == HAMOK_OK) {
         rq->accepted = true;
-        retry_submit_at(n, rq, now + 2u * n->cfg.election_timeout_ms);
+        retry_submit_at(n, rq, now + accepted_wait(n, rq));
     } else if (s->status == HAMOK_ERR_NOT_LEADER || s->status == HAMOK_ERR_BUSY ||
                s->status == HAMOK_ERR_NOMEM) {
         retry_submit_at(n, rq, now + n->cfg.heartbeat_ms);
