@@ -10,18 +10,21 @@
  *   hamok-cluster-bench --transport zmq|nats [--nats-url URL] [--peers N]
  *                       [--ops K] [--inflight K] [--seconds S] [--value B]
  *
- * With nats and no --nats-url it starts its own nats-server on a free port.
- * The floors to compare with (bare zmq ping-pong, nats.c request/reply) come
- * from hamok-zmq-pingpong and hamok-nats-floor, run in the same session
- * (bench/run-transports.sh runs them all). No pass/fail here: the figures go
- * in bench/README.md. */
+ * With nats and no --nats-url it starts its own nats-server (JetStream on)
+ * on a free port. First, in the same run, the floor to compare with: a bare
+ * zmq DEALER<->ROUTER ping-pong between two processes (hamok-zmq-pingpong),
+ * or nats.c request/reply with SendAsap and JetStream KV puts (R1) through
+ * the same server (hamok-nats-floor); --no-floor skips it. No pass/fail
+ * here: the figures go in bench/README.md. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <inttypes.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "hamok/hamok.h"
@@ -50,6 +53,24 @@ static void natsd_stop(natsd **d)
 #endif
 
 #define MAXP 7
+
+/* Run a floor program to completion, its output on ours. */
+static void run_floor(char *const argv[])
+{
+    fflush(stdout);
+    pid_t pid;
+    extern char **environ;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
+        fprintf(stderr, "hamok-cluster-bench: cannot run %s\n", argv[0]);
+        return;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "hamok-cluster-bench: %s failed\n", argv[0]);
+    }
+    printf("\n");
+}
 
 static uint64_t now_ns(void)
 {
@@ -245,6 +266,7 @@ int main(int argc, char **argv)
     long inflight = 1000;
     double seconds = 3.0;
     size_t value = 16;
+    bool floor = true;
     static const struct option longopts[] = {
         {"transport", required_argument, NULL, 't'},
         {"nats-url", required_argument, NULL, 'u'},
@@ -253,6 +275,7 @@ int main(int argc, char **argv)
         {"inflight", required_argument, NULL, 'i'},
         {"seconds", required_argument, NULL, 's'},
         {"value", required_argument, NULL, 'v'},
+        {"no-floor", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -266,10 +289,12 @@ int main(int argc, char **argv)
         case 'i': inflight = atol(optarg); break;
         case 's': seconds = atof(optarg); break;
         case 'v': value = (size_t)atol(optarg); break;
+        case 'f': floor = false; break;
         default:
             fprintf(stderr,
                     "usage: hamok-cluster-bench --transport zmq|nats [--nats-url URL] "
-                    "[--peers N] [--ops K] [--inflight K] [--seconds S] [--value B]\n");
+                    "[--peers N] [--ops K] [--inflight K] [--seconds S] [--value B] "
+                    "[--no-floor]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -288,7 +313,7 @@ int main(int argc, char **argv)
     if (t == PC_NATS) {
 #ifdef BENCH_WITH_NATS
         if (nats_url == NULL) {
-            natsd_config nc = {0};
+            natsd_config nc = {.jetstream = true}; /* the KV floor needs it */
             if ((server = natsd_start(&nc)) == NULL) {
                 die("nats-server", "cannot start");
             }
@@ -296,6 +321,31 @@ int main(int argc, char **argv)
         }
 #endif
         snprintf(C.nats_url, sizeof C.nats_url, "%s", nats_url != NULL ? nats_url : "");
+    }
+    if (floor) {
+        char n_ops[24], n_in[24], secs[32];
+        snprintf(n_ops, sizeof n_ops, "%d", ops);
+        snprintf(n_in, sizeof n_in, "%ld", inflight);
+        snprintf(secs, sizeof secs, "%g", seconds);
+        printf("floor (same run, before the cluster starts):\n\n");
+        if (t == PC_ZMQ) {
+#ifdef ZMQ_FLOOR_PATH
+            char *fa[] = {ZMQ_FLOOR_PATH, "--count",   n_ops, "--inflight",
+                          n_in,           "--seconds", secs,  NULL};
+            run_floor(fa);
+#endif
+        } else {
+#ifdef NATS_FLOOR_PATH
+            char *fa[] = {
+                NATS_FLOOR_PATH, "--url", (char *)nats_url, "--only", "rr", "--count", n_ops,
+                "--inflight",    n_in,    "--seconds",      secs,     NULL};
+            run_floor(fa);
+            char *fk[] = {
+                NATS_FLOOR_PATH, "--url", (char *)nats_url, "--only", "kv", "--count", n_ops,
+                "--inflight",    n_in,    "--seconds",      secs,     NULL};
+            run_floor(fk);
+#endif
+        }
     }
     for (int i = 0; i < peers - 1; i++) {
         if (!pc_start(&C, (size_t)i, false, 15000)) {

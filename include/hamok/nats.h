@@ -100,6 +100,11 @@ typedef struct hamok_nats_options {
     /** Client PING interval (ms, 0 = nats.c's default, 2 minutes): how fast a
      * silently dead server is noticed (two missed PONGs). */
     uint32_t ping_interval_ms;
+    /** Try the servers of `url` in the order given (first the first), on
+     * connection and on every reconnection. nats.c shuffles the list by
+     * default, which spreads clients over a NATS cluster; set this to pin
+     * each peer to a preferred server. */
+    bool no_randomize;
 
     /** An existing natsConnection * of the application (borrowed): every
      * connection option above is ignored (only `prefix` is used), Hamok only

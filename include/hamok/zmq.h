@@ -1,6 +1,7 @@
 /* The ZeroMQ mesh transport (libhamok_zmq, CMake target hamok::zmq,
  * pkg-config hamok-zmq): brokerless clusters. Each peer binds one ROUTER on
- * its endpoint and keeps one DEALER per known peer (routing id = peer id);
+ * its endpoint and keeps one DEALER per known peer (routing id: the peer id
+ * and a serial of the link);
  * a broadcast is a send to every known peer and to every seed not yet
  * identified. Bootstrap from a list of seed endpoints: discovery's HELLO
  * reaches the seeds, and the ENDPOINT_STATES answers carry every member's
@@ -92,6 +93,7 @@ typedef struct hamok_zmq_stats {
     uint64_t rejected_auth;      /**< ZAP refused a key, or a frame spoke for another key's peer */
     uint64_t rejected_malformed; /**< not [peer id][one frame] on the ROUTER */
     uint64_t peers;              /**< peers with a connection right now */
+    uint64_t links; /**< DEALERs open: known peers (up or not) and seeds not identified yet */
 } hamok_zmq_stats;
 
 /** A consistent copy of the counters of `t`, which must be a zmq transport

@@ -697,7 +697,11 @@ static hamok_status apply_config(hamok_registry *r, uint64_t index, const hamok_
     if (st != HAMOK_OK) {
         return HAMOK_OK; /* not a configuration: the Raft core never commits one */
     }
-    hamok__sessions_expire(r->sessions, members, n);
+    st = hamok__sessions_expire(r->sessions, members, n);
+    if (st != HAMOK_OK) {
+        hamok__members_free(members, n);
+        return st; /* NOMEM, nothing changed */
+    }
     members_view mv = {members, n};
     size_t cur = 0;
     hamok_hrec *rec;

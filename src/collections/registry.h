@@ -158,8 +158,10 @@ void hamok__registry_destroy(hamok_registry **r); /* NULL-safe; sets *r = NULL *
  * `result` (may be NULL) receives the encoded hamok_cmd_result (appended).
  * An undecodable command answers HAMOK_ERR_CODEC in the result; it is not a
  * failure of apply (every peer decides the same). NOOP entries: nothing.
- * CONFIG entries: decode the members, expire sessions of departed peers and
- * remove their emitter subscriptions (events SUB_REMOVED).
+ * CONFIG entries: decode the members, expire sessions of departed peers (a
+ * departed peer's commands numbered at or below its last one answer
+ * HAMOK_ERR_EXPIRED from then on: session.h) and remove their emitter
+ * subscriptions (events SUB_REMOVED).
  * Returns HAMOK_OK, or HAMOK_ERR_NOMEM (the entry had no effect; the caller
  * cannot continue safely and must stop the node), or HAMOK_ERR_INVALID when
  * `index` is not above hamok__registry_applied() (or entry is NULL): a bug of

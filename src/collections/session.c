@@ -14,19 +14,31 @@ typedef struct slot {
 typedef struct session {
     hamok_id client;
     uint64_t max_seq;
+    uint64_t
+        floor;  /* numbers at or below: EXPIRED (an earlier session of this client was dropped) */
     slot *ring; /* window slots, indexed by seq % window */
 } session;
+
+/* What a dropped session leaves behind: its client's highest number. */
+typedef struct departed {
+    hamok_id client;
+    uint64_t floor;
+} departed;
 
 struct hamok_sessions {
     uint32_t window;
     session *v;
     size_t n;
     size_t cap;
+    departed *d; /* sorted by client id; never a client that has a session */
+    size_t nd;
+    size_t capd;
     uint8_t *spare; /* set aside by reserve() for the next record() */
     size_t spare_cap;
 };
 
-static const uint8_t MAGIC[4] = {'H', 'S', 'E', '1'};
+static const uint8_t MAGIC[4] = {'H', 'S', 'E', '2'};
+static const uint8_t MAGIC_V1[4] = {'H', 'S', 'E', '1'}; /* no floors, no departed clients */
 
 hamok_status hamok__sessions_new(hamok_sessions **out, uint32_t window)
 {
@@ -64,6 +76,9 @@ static void clear_all(hamok_sessions *s)
     hamok__free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;
+    hamok__free(s->d);
+    s->d = NULL;
+    s->nd = s->capd = 0;
 }
 
 void hamok__sessions_destroy(hamok_sessions **sp)
@@ -92,6 +107,35 @@ static bool no_session(const hamok_id *client, uint64_t seq)
     return seq == 0 || client == NULL || hamok__id_is_nil(client);
 }
 
+/* Position of `client` in the departed list, or where it would go. */
+static size_t departed_at(const hamok_sessions *s, const hamok_id *client, bool *found)
+{
+    size_t lo = 0, hi = s->nd;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(s->d[mid].client.b, client->b, HAMOK_ID_LEN);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+/* The floor a client without a session has (0: none). */
+static uint64_t departed_floor(const hamok_sessions *s, const hamok_id *client)
+{
+    bool found;
+    size_t at = departed_at(s, client, &found);
+    return found ? s->d[at].floor : 0;
+}
+
 hamok_session_check hamok__sessions_check(const hamok_sessions *s, const hamok_id *client,
                                           uint64_t seq, const uint8_t **result, size_t *len)
 {
@@ -99,6 +143,10 @@ hamok_session_check hamok__sessions_check(const hamok_sessions *s, const hamok_i
         return HAMOK_SESSION_NEW;
     }
     const session *se = find(s, client);
+    uint64_t floor = se != NULL ? se->floor : departed_floor(s, client);
+    if (seq <= floor) {
+        return HAMOK_SESSION_EXPIRED; /* maybe applied before the session was dropped */
+    }
     if (se == NULL || seq > se->max_seq) {
         return HAMOK_SESSION_NEW;
     }
@@ -136,7 +184,16 @@ static session *add_session(hamok_sessions *s, const hamok_id *client)
     session *se = &s->v[s->n++];
     se->client = *client;
     se->max_seq = 0;
+    se->floor = 0;
     se->ring = ring;
+    /* A client that comes back keeps its floor (the session takes it). */
+    bool found;
+    size_t at = departed_at(s, client, &found);
+    if (found) {
+        se->floor = s->d[at].floor;
+        memmove(&s->d[at], &s->d[at + 1], (s->nd - at - 1) * sizeof *s->d);
+        s->nd--;
+    }
     return se;
 }
 
@@ -148,6 +205,10 @@ hamok_status hamok__sessions_record(hamok_sessions *s, const hamok_id *client, u
     }
     if (len > UINT32_MAX) {
         return HAMOK_ERR_TOO_BIG;
+    }
+    session *known = find(s, client);
+    if (seq <= (known != NULL ? known->floor : departed_floor(s, client))) {
+        return HAMOK_OK; /* expired: check() told the caller not to apply it */
     }
     uint8_t *copy;
     if (s->spare != NULL && s->spare_cap >= len) {
@@ -163,7 +224,7 @@ hamok_status hamok__sessions_record(hamok_sessions *s, const hamok_id *client, u
             return HAMOK_ERR_NOMEM;
         }
     }
-    session *se = find(s, client);
+    session *se = known;
     if (se == NULL) {
         se = add_session(s, client);
         if (se == NULL) {
@@ -195,8 +256,13 @@ hamok_status hamok__sessions_reserve(hamok_sessions *s, const hamok_id *client, 
     if (max_len > UINT32_MAX) {
         return HAMOK_ERR_TOO_BIG;
     }
-    if (find(s, client) == NULL && add_session(s, client) == NULL) {
-        return HAMOK_ERR_NOMEM;
+    if (find(s, client) == NULL) {
+        if (seq <= departed_floor(s, client)) {
+            return HAMOK_OK; /* expired: nothing will be recorded */
+        }
+        if (add_session(s, client) == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
     }
     /* Exactly sized when it has to change: the copy is kept for `window`
      * commands, so slack would add up. */
@@ -211,21 +277,59 @@ hamok_status hamok__sessions_reserve(hamok_sessions *s, const hamok_id *client, 
     return HAMOK_OK;
 }
 
-void hamok__sessions_expire(hamok_sessions *s, const hamok_member *members, size_t n)
+static bool is_member(const hamok_member *members, size_t n, const hamok_id *client)
 {
-    size_t w = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        bool member = false;
-        for (size_t k = 0; k < n && !member; k++) {
-            member = hamok__id_eq(&members[k].id, &s->v[i].client);
-        }
-        if (member) {
-            s->v[w++] = s->v[i];
-        } else {
-            session_free(&s->v[i], s->window);
+    for (size_t k = 0; k < n; k++) {
+        if (hamok__id_eq(&members[k].id, client)) {
+            return true;
         }
     }
+    return false;
+}
+
+static uint64_t session_floor(const session *se)
+{
+    return se->max_seq > se->floor ? se->max_seq : se->floor;
+}
+
+hamok_status hamok__sessions_expire(hamok_sessions *s, const hamok_member *members, size_t n)
+{
+    /* Room for every floor first: then nothing can fail. */
+    size_t need = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        need += !is_member(members, n, &s->v[i].client) && session_floor(&s->v[i]) > 0 ? 1u : 0u;
+    }
+    if (s->nd + need > s->capd) {
+        size_t cap = s->capd ? s->capd : 8;
+        while (cap < s->nd + need) {
+            cap *= 2;
+        }
+        departed *p = hamok__realloc(s->d, cap * sizeof *p);
+        if (p == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        s->d = p;
+        s->capd = cap;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        session *se = &s->v[i];
+        if (is_member(members, n, &se->client)) {
+            s->v[w++] = *se;
+            continue;
+        }
+        uint64_t floor = session_floor(se);
+        if (floor > 0) {
+            bool found;
+            size_t at = departed_at(s, &se->client, &found); /* never found: see add_session */
+            memmove(&s->d[at + 1], &s->d[at], (s->nd - at) * sizeof *s->d);
+            s->d[at] = (departed){se->client, floor};
+            s->nd++;
+        }
+        session_free(se, s->window);
+    }
     s->n = w;
+    return HAMOK_OK;
 }
 
 size_t hamok__sessions_count(const hamok_sessions *s)
@@ -233,11 +337,20 @@ size_t hamok__sessions_count(const hamok_sessions *s)
     return s->n;
 }
 
+size_t hamok__sessions_departed(const hamok_sessions *s)
+{
+    return s->nd;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Serialization: little-endian, CRC32C over everything before the trailer.
- *   "HSE1" window:u32 count:u32
- *   count x { client:16 max_seq:u64 used:u32  used x { seq:u64 len:u32 bytes } }
- *   crc:u32 */
+ *   "HSE2" window:u32 count:u32
+ *   count x { client:16 max_seq:u64 floor:u64 used:u32
+ *             used x { seq:u64 len:u32 bytes } }
+ *   departed:u32  departed x { client:16 floor:u64 }  (sorted by client)
+ *   crc:u32
+ * "HSE1" (before departed clients were kept) is read too: no floor field,
+ * no departed list. */
 
 static hamok_status put_u32(hamok_buf *b, uint32_t v)
 {
@@ -285,6 +398,7 @@ hamok_status hamok__sessions_snapshot(const hamok_sessions *s, hamok_buf *out)
         }
         TRY(hamok__buf_append(out, se->client.b, HAMOK_ID_LEN));
         TRY(put_u64(out, se->max_seq));
+        TRY(put_u64(out, se->floor));
         TRY(put_u32(out, used));
         for (uint32_t k = 0; k < s->window; k++) {
             const slot *sl = &se->ring[k];
@@ -294,6 +408,11 @@ hamok_status hamok__sessions_snapshot(const hamok_sessions *s, hamok_buf *out)
                 TRY(hamok__buf_append(out, sl->result, sl->len));
             }
         }
+    }
+    TRY(put_u32(out, (uint32_t)s->nd));
+    for (size_t i = 0; i < s->nd; i++) {
+        TRY(hamok__buf_append(out, s->d[i].client.b, HAMOK_ID_LEN));
+        TRY(put_u64(out, s->d[i].floor));
     }
     TRY(put_u32(out, hamok__crc32c(out->data + start, out->len - start)));
     return HAMOK_OK;
@@ -341,7 +460,11 @@ static bool get_u64(rd *r, uint64_t *v)
 /* Parse into `t` (a fresh table); HAMOK_ERR_CORRUPT or HAMOK_ERR_NOMEM. */
 static hamok_status parse(hamok_sessions *t, const uint8_t *data, size_t len)
 {
-    if (len < sizeof MAGIC + 12 || memcmp(data, MAGIC, sizeof MAGIC) != 0) {
+    if (len < sizeof MAGIC + 12) {
+        return HAMOK_ERR_CORRUPT;
+    }
+    bool v1 = memcmp(data, MAGIC_V1, sizeof MAGIC_V1) == 0;
+    if (!v1 && memcmp(data, MAGIC, sizeof MAGIC) != 0) {
         return HAMOK_ERR_CORRUPT;
     }
     uint32_t crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
@@ -352,18 +475,20 @@ static hamok_status parse(hamok_sessions *t, const uint8_t *data, size_t len)
     rd r = {data + sizeof MAGIC, len - sizeof MAGIC - 4};
     uint32_t window;
     uint32_t count;
+    size_t per_session = HAMOK_ID_LEN + (v1 ? 12u : 20u);
     if (!get_u32(&r, &window) || !get_u32(&r, &count) || window == 0 ||
-        window > HAMOK_SESSION_MAX_WINDOW || count > r.left / (HAMOK_ID_LEN + 12)) {
+        window > HAMOK_SESSION_MAX_WINDOW || count > r.left / per_session) {
         return HAMOK_ERR_CORRUPT;
     }
     t->window = window;
     for (uint32_t i = 0; i < count; i++) {
         hamok_id client;
         uint64_t max_seq;
+        uint64_t floor = 0;
         uint32_t used;
-        if (!get(&r, client.b, HAMOK_ID_LEN) || !get_u64(&r, &max_seq) || !get_u32(&r, &used) ||
-            hamok__id_is_nil(&client) || find(t, &client) != NULL || used > window ||
-            used > r.left / 12) {
+        if (!get(&r, client.b, HAMOK_ID_LEN) || !get_u64(&r, &max_seq) ||
+            (!v1 && !get_u64(&r, &floor)) || !get_u32(&r, &used) || hamok__id_is_nil(&client) ||
+            find(t, &client) != NULL || used > window || used > r.left / 12) {
             return HAMOK_ERR_CORRUPT;
         }
         session *se = add_session(t, &client);
@@ -371,11 +496,12 @@ static hamok_status parse(hamok_sessions *t, const uint8_t *data, size_t len)
             return HAMOK_ERR_NOMEM;
         }
         se->max_seq = max_seq;
+        se->floor = floor;
         for (uint32_t k = 0; k < used; k++) {
             uint64_t seq;
             uint32_t n;
             if (!get_u64(&r, &seq) || !get_u32(&r, &n) || n > r.left || seq == 0 || seq > max_seq ||
-                max_seq - seq >= window || se->ring[seq % window].seq != 0) {
+                seq <= floor || max_seq - seq >= window || se->ring[seq % window].seq != 0) {
                 return HAMOK_ERR_CORRUPT;
             }
             slot *sl = &se->ring[seq % window];
@@ -388,6 +514,26 @@ static hamok_status parse(hamok_sessions *t, const uint8_t *data, size_t len)
             r.p += n;
             r.left -= n;
         }
+    }
+    uint32_t nd = 0;
+    if (!v1 && (!get_u32(&r, &nd) || nd > r.left / (HAMOK_ID_LEN + 8))) {
+        return HAMOK_ERR_CORRUPT;
+    }
+    if (nd > 0) {
+        t->d = hamok__malloc(nd * sizeof *t->d);
+        if (t->d == NULL) {
+            return HAMOK_ERR_NOMEM;
+        }
+        t->capd = nd;
+    }
+    for (uint32_t i = 0; i < nd; i++) {
+        departed *d = &t->d[i];
+        if (!get(&r, d->client.b, HAMOK_ID_LEN) || !get_u64(&r, &d->floor) || d->floor == 0 ||
+            hamok__id_is_nil(&d->client) || find(t, &d->client) != NULL ||
+            (i > 0 && memcmp(t->d[i - 1].client.b, d->client.b, HAMOK_ID_LEN) >= 0)) {
+            return HAMOK_ERR_CORRUPT; /* strictly sorted: no duplicates */
+        }
+        t->nd++;
     }
     return r.left == 0 ? HAMOK_OK : HAMOK_ERR_CORRUPT;
 }

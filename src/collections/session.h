@@ -12,7 +12,14 @@
  *
  * The table is part of the replicated state and so of every snapshot
  * (hamok__sessions_snapshot / _restore). A departed peer's session is dropped
- * when the configuration that removed it is applied (hamok__sessions_expire).
+ * when the configuration that removed it is applied (hamok__sessions_expire),
+ * but its highest sequence number stays behind (24 bytes per departed peer,
+ * kept for good): a command of that client numbered at or below it is
+ * EXPIRED from then on — a removed peer's retry, still in flight or resent
+ * after it was added back under the same id, may be one that was applied
+ * before, and nothing remembers its result any more. Numbers above it start
+ * a new session (a peer numbers its proposals in increasing order, across
+ * restarts too). Without this, such a retry was applied a second time.
  *
  * Thread: the node's loop thread only. Nothing here is thread-safe. */
 #ifndef HAMOK_COLLECTIONS_SESSION_H
@@ -65,11 +72,14 @@ hamok_status hamok__sessions_record(hamok_sessions *s, const hamok_id *client, u
 hamok_status hamok__sessions_reserve(hamok_sessions *s, const hamok_id *client, uint64_t seq,
                                      size_t max_len);
 
-/* Drop the sessions of clients that are not members of the configuration. */
-void hamok__sessions_expire(hamok_sessions *s, const hamok_member *members, size_t n);
+/* Drop the sessions of clients that are not members of the configuration,
+ * keeping each one's highest number (see above). HAMOK_ERR_NOMEM: nothing
+ * changed (the registry answers NOMEM for the entry: no effect). */
+hamok_status hamok__sessions_expire(hamok_sessions *s, const hamok_member *members, size_t n);
 
-/* Number of clients with a session. */
+/* Number of clients with a session / of departed clients remembered. */
 size_t hamok__sessions_count(const hamok_sessions *s);
+size_t hamok__sessions_departed(const hamok_sessions *s);
 
 /* Append the whole table to `out` (a versioned, checksummed binary form) /
  * replace the table with a serialized one. restore() checks every length

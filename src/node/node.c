@@ -60,6 +60,11 @@ typedef struct seq_table {
     size_t n;
 } seq_table;
 
+typedef struct departed_peer {
+    hamok_id id;
+    uint64_t at; /* when it left the configuration */
+} departed_peer;
+
 struct hamok_node {
     hamok_config cfg; /* copy (storage_dir owned) */
     hamok_id self;
@@ -113,6 +118,14 @@ struct hamok_node {
     uint64_t raft_deadline;
     uint64_t grid_deadline;
     uint64_t req_check_at;
+
+    /* Members that left the configuration: the transport forgets their
+     * endpoints once they stayed away and silent for a while (a zmq link
+     * per identity that ever joined would pile up otherwise). */
+    departed_peer *departed;
+    size_t n_departed;
+    size_t cap_departed;
+    uint64_t departed_check_at;
 
     /* Proposals of this turn. */
     prop *props;
@@ -620,6 +633,11 @@ static void send_snapshot_chunks(hamok_node *n, const hamok_raft_update *u)
 static void take_snapshot(hamok_node *n, const hamok_raft_update *u)
 {
     hamok_buf b = HAMOK_BUF_INIT;
+    /* About the size of the last one: one allocation, no copies as it grows. */
+    if (n->snap.len > 0 && hamok__buf_reserve(&b, n->snap.len + n->snap.len / 8) != HAMOK_OK) {
+        hamok__nlog(n, HAMOK_LOG_WARN, "node", "snapshot failed: out of memory");
+        return;
+    }
     pthread_rwlock_rdlock(&n->reg_lock);
     hamok_status st = hamok__registry_snapshot(n->reg, snap_write, &b);
     pthread_rwlock_unlock(&n->reg_lock);
@@ -725,6 +743,58 @@ static bool member_in(const hamok_member *ms, size_t k, const hamok_id *id)
     return false;
 }
 
+static void departed_add(hamok_node *n, const hamok_id *id)
+{
+    if (hamok__id_eq(id, &n->self)) {
+        return;
+    }
+    for (size_t i = 0; i < n->n_departed; i++) {
+        if (hamok__id_eq(&n->departed[i].id, id)) {
+            n->departed[i].at = clock_ms();
+            return;
+        }
+    }
+    if (n->n_departed == n->cap_departed) {
+        size_t cap = n->cap_departed ? n->cap_departed * 2 : 8;
+        departed_peer *d = hamok__realloc(n->departed, cap * sizeof *d);
+        if (d == NULL) {
+            return; /* the endpoint stays known: harmless */
+        }
+        n->departed = d;
+        n->cap_departed = cap;
+    }
+    n->departed[n->n_departed++] = (departed_peer){.id = *id, .at = clock_ms()};
+}
+
+/* Forget the endpoints of members that left the configuration and have
+ * stayed out and silent for twice the peer timeout (at least 10 s): long
+ * enough for a leaving peer to hear that it left, and for a removed one that
+ * is alive to say HELLO again (which makes it known again). */
+static void forget_departed(hamok_node *n, uint64_t now)
+{
+    if (n->n_departed == 0 || now < n->departed_check_at) {
+        return;
+    }
+    n->departed_check_at = now + 1000;
+    uint64_t after = 2u * (uint64_t)n->cfg.peer_timeout_ms;
+    if (after < 10000) {
+        after = 10000;
+    }
+    for (size_t i = 0; i < n->n_departed;) {
+        departed_peer *d = &n->departed[i];
+        bool back = member_in(n->members, n->n_members, &d->id);
+        bool heard = hamok__grid_silence(n->grid, &d->id, now) < after;
+        if (!back && (now < d->at + after || heard)) {
+            i++;
+            continue;
+        }
+        if (!back && n->t->ops->set_peer != NULL) {
+            n->t->ops->set_peer(n->t, &d->id, NULL);
+        }
+        n->departed[i] = n->departed[--n->n_departed];
+    }
+}
+
 static void config_changed(hamok_node *n, const hamok_member *ms, size_t k)
 {
     for (size_t i = 0; i < k; i++) {
@@ -739,6 +809,7 @@ static void config_changed(hamok_node *n, const hamok_member *ms, size_t k)
     }
     for (size_t i = 0; i < n->n_members; i++) {
         if (!member_in(ms, k, &n->members[i].id)) {
+            departed_add(n, &n->members[i].id);
             hamok_node_event ev = {.type = HAMOK_EVENT_PEER_LEFT, .peer = n->members[i].id};
             emit(n, &ev);
         }
@@ -1019,6 +1090,18 @@ static void answer_submit(hamok_node *n, const hamok_id *to, uint64_t req_id, ha
     send_msg(n, &r);
 }
 
+/* An accepted proposal is in the leader's log and commits unless that leader
+ * loses its leadership (a leader change resends at once: resend_submits).
+ * It is sent again only as a safety net: after 2 election timeouts, then 4,
+ * 8, 16 and every 32. A fixed period shorter than the commit latency added
+ * a duplicate entry per period and request, and under a backlog the
+ * duplicates grew the backlog (tests/sim/FINDINGS.md finding 14). */
+static uint64_t accepted_wait(const hamok_node *n, const hamok_req *rq)
+{
+    uint32_t k = rq->resends < 4 ? rq->resends : 4;
+    return (2ull * n->cfg.election_timeout_ms) << k;
+}
+
 /* Propose everything queued this turn as one batch. */
 static void flush_props(hamok_node *n, uint64_t now)
 {
@@ -1053,7 +1136,7 @@ static void flush_props(hamok_node *n, uint64_t now)
             }
             if (st == HAMOK_OK) {
                 rq->accepted = true;
-                rq->retry_at = now + 2u * n->cfg.election_timeout_ms;
+                rq->retry_at = now + accepted_wait(n, rq);
             } else if (st == HAMOK_ERR_BUSY || st == HAMOK_ERR_NOT_LEADER ||
                        st == HAMOK_ERR_NOMEM) {
                 rq->retry_at = now + n->cfg.heartbeat_ms;
@@ -1089,6 +1172,10 @@ static void retry_submit_at(hamok_node *n, hamok_req *rq, uint64_t at)
 
 static void send_submit(hamok_node *n, hamok_req *rq, uint64_t now)
 {
+    if (rq->accepted) {
+        rq->resends++; /* the safety net fired: the next one waits longer */
+        rq->accepted = false;
+    }
     uint32_t retry = n->cfg.election_timeout_ms;
     retry_submit_at(n, rq, now + retry); /* a lost SUBMIT_REQUEST is sent again */
     hamok_id leader;
@@ -1151,6 +1238,7 @@ static void resend_submits(hamok_node *n, uint64_t now)
         next = rq->next;
         if (rq->type == HAMOK_REQ_SUBMIT) {
             rq->accepted = false;
+            rq->resends = 0;
             rq->retry_at = now; /* at the next check */
         }
     }
@@ -1198,7 +1286,7 @@ static void recv_submit_response(hamok_node *n, uint64_t now, const hamok_msg *m
     }
     if (s->status == HAMOK_OK) {
         rq->accepted = true;
-        retry_submit_at(n, rq, now + 2u * n->cfg.election_timeout_ms);
+        retry_submit_at(n, rq, now + accepted_wait(n, rq));
     } else if (s->status == HAMOK_ERR_NOT_LEADER || s->status == HAMOK_ERR_BUSY ||
                s->status == HAMOK_ERR_NOMEM) {
         retry_submit_at(n, rq, now + n->cfg.heartbeat_ms);
@@ -1819,6 +1907,7 @@ static hamok_status process(hamok_node *n)
         if (now >= n->grid_deadline) {
             grid_tick(n, now);
         }
+        forget_departed(n, now);
         grid_changes(n, now);
         after_turn(n, now);
         if (now >= n->req_check_at) {
@@ -2326,6 +2415,7 @@ void hamok_node_destroy(hamok_node **np)
     hamok__buf_free(&n->enc);
     hamok__buf_free(&n->res);
     hamok__members_free(n->members, n->n_members);
+    hamok__free(n->departed);
     hamok__free(n->peers);
     hamok__free(n->handles);
     close(n->efd);

@@ -78,7 +78,8 @@ typedef struct hamok_req {
     uint64_t seq;
     hamok_buf cmd;
     uint64_t retry_at;
-    bool accepted; /* the leader appended it (we wait for it to apply) */
+    bool accepted;    /* the leader appended it (we wait for it to apply) */
+    uint32_t resends; /* sent again while accepted: each waits twice as long */
     /* SYNC */
     uint64_t read_id;
     bool read_ok;

@@ -203,6 +203,23 @@ static hamok_status cfg_on_entry(hamok_raft *r, uint64_t index, const hamok_entr
 static hamok_status cfg_reset(hamok_raft *r, uint64_t index, hamok_member *members, size_t n);
 static hamok_member *members_dup(const hamok_member *ms, size_t n, size_t extra);
 
+/* How far compaction may be deferred while a snapshot is being sent. */
+#define SNAPSHOT_DEFER_FACTOR 4u
+
+/* Is this leader sending its snapshot to somebody? */
+static bool sending_snapshot(const hamok_raft *r)
+{
+    if (r->role != HAMOK_RAFT_LEADER) {
+        return false;
+    }
+    for (size_t i = 0; i < r->n_prs; i++) {
+        if (r->prs[i].state == PR_SNAPSHOT) {
+            return true;
+        }
+    }
+    return false;
+}
+
 hamok_status hamok__raft_new(hamok_raft **out, const hamok_raft_options *o)
 {
     *out = NULL;
@@ -2247,9 +2264,18 @@ static void end_step(hamok_raft *r, hamok_raft_update *u)
         }
     }
     uint64_t base = r->want_index > r->snapshot_index ? r->want_index : r->snapshot_index;
-    if (r->applied > base &&
-        ((r->opt.snapshot_entries > 0 && r->applied - base >= r->opt.snapshot_entries) ||
-         (r->opt.snapshot_bytes > 0 && r->applied_bytes >= r->opt.snapshot_bytes))) {
+    uint64_t since = r->applied > base ? r->applied - base : 0;
+    bool due = (r->opt.snapshot_entries > 0 && since >= r->opt.snapshot_entries) ||
+               (r->opt.snapshot_bytes > 0 && r->applied_bytes >= r->opt.snapshot_bytes);
+    /* A leader sending its snapshot defers the next one (which would restart
+     * every transfer at offset 0: under steady writes a slow install would
+     * never finish, FINDINGS.md 12), up to SNAPSHOT_DEFER_FACTOR times the
+     * thresholds: the log stays bounded even if a transfer stalls. */
+    bool forced =
+        (r->opt.snapshot_entries > 0 && since / SNAPSHOT_DEFER_FACTOR >= r->opt.snapshot_entries) ||
+        (r->opt.snapshot_bytes > 0 &&
+         r->applied_bytes / SNAPSHOT_DEFER_FACTOR >= r->opt.snapshot_bytes);
+    if (due && (forced || !sending_snapshot(r))) {
         const cfg_version *c = cfg_at(r, r->applied);
         u->snapshot_wanted = true;
         u->snapshot_want_index = r->applied;

@@ -1,5 +1,7 @@
 #include "util/crc32c.h"
 
+#include <string.h>
+
 /* crc32c_table[0] is the classic byte-at-a-time table of the reflected
  * polynomial; crc32c_table[k][i] is the CRC of byte i followed by k zero bytes,
  * so eight table look-ups fold eight input bytes at once (slicing-by-8, Intel
@@ -329,7 +331,7 @@ static inline uint32_t load_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-uint32_t hamok__crc32c_update(uint32_t crc, const void *data, size_t len)
+uint32_t hamok__crc32c_update_sw(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
     uint32_t c = ~crc;
@@ -355,6 +357,60 @@ uint32_t hamok__crc32c_update(uint32_t crc, const void *data, size_t len)
     }
     return ~c;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE4.2 has a CRC-32C instruction (the same polynomial): ~8 bytes a cycle
+ * where the tables do about one. Chosen at run time, so the library still
+ * runs on a CPU without it. */
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                            size_t len)
+{
+    uint32_t c = ~crc;
+    while (len > 0 && ((uintptr_t)p & 7u) != 0) {
+        c = _mm_crc32_u8(c, *p++);
+        len--;
+    }
+    uint64_t c64 = c;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        c64 = _mm_crc32_u64(c64, v);
+        p += 8;
+        len -= 8;
+    }
+    c = (uint32_t)c64;
+    while (len > 0) {
+        c = _mm_crc32_u8(c, *p++);
+        len--;
+    }
+    return ~c;
+}
+
+bool hamok__crc32c_hw_available(void)
+{
+    return __builtin_cpu_supports("sse4.2");
+}
+
+uint32_t hamok__crc32c_update(uint32_t crc, const void *data, size_t len)
+{
+    if (len >= 16 && __builtin_cpu_supports("sse4.2")) {
+        return crc32c_hw(crc, data, len);
+    }
+    return hamok__crc32c_update_sw(crc, data, len);
+}
+#else
+bool hamok__crc32c_hw_available(void)
+{
+    return false;
+}
+
+uint32_t hamok__crc32c_update(uint32_t crc, const void *data, size_t len)
+{
+    return hamok__crc32c_update_sw(crc, data, len);
+}
+#endif
 
 uint32_t hamok__crc32c(const void *data, size_t len)
 {

@@ -64,6 +64,7 @@ typedef struct chaos {
     bool no_loss_mid_change;  /* memory mode: no wipe during a change (FINDINGS.md obs. 10) */
     uint64_t retire_after_ms; /* removed nodes are shut down after 0..this; 0 = never */
     /* Workload. */
+    const hamok_chaos_workload *wl; /* NULL: proposals of our own */
     uint32_t n_ops;
     uint32_t ops;
     bool done;
@@ -721,12 +722,16 @@ static void ev_client(hamok_sim *s, void *ud, uint64_t arg)
     if (c->done) {
         return;
     }
-    int node = client_target(c, 20);
-    size_t batch = below(c, 4) == 0 ? 2 + (size_t)below(c, 4) : 1;
-    if (node >= 0 && hamok_sim_is_live(s, node)) {
-        hamok_status st = hamok_sim_propose(s, node, batch, NULL, NULL);
-        if (st == HAMOK_OK) {
-            c->ops += (uint32_t)batch;
+    if (c->wl != NULL) {
+        c->ops = c->wl->ops(c->wl->ud); /* the workload's clients propose */
+    } else {
+        int node = client_target(c, 20);
+        size_t batch = below(c, 4) == 0 ? 2 + (size_t)below(c, 4) : 1;
+        if (node >= 0 && hamok_sim_is_live(s, node)) {
+            hamok_status st = hamok_sim_propose(s, node, batch, NULL, NULL);
+            if (st == HAMOK_OK) {
+                c->ops += (uint32_t)batch;
+            }
         }
     }
     if (c->ops >= c->n_ops && hamok_sim_now(s) >= c->fault_ms) {
@@ -884,6 +889,10 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r)
     hamok__prng_seed(&c->rnd, mix64(o->seed ^ 0x6368616f73ULL));
     cfg.trace = o->trace;
     cfg.read_mode = o->read_mode;
+    c->wl = o->workload;
+    if (c->wl != NULL) {
+        cfg.app = c->wl->app;
+    }
     const char *fe = getenv("HAMOK_SIM_FINDINGS");
     bool findings = o->findings || (fe != NULL && fe[0] != '\0' && strcmp(fe, "0") != 0);
     c->no_loss_mid_change = !findings;
@@ -908,6 +917,18 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r)
     }
     hamok_sim_on_role(c->sim, on_role, c);
     hamok_sim_on_commit(c->sim, on_commit, c);
+    if (c->wl != NULL) {
+        hamok_chaos_info info = {.seed = o->seed,
+                                 .election_timeout_ms = cfg.election_timeout_ms,
+                                 .heartbeat_ms = cfg.heartbeat_ms,
+                                 .fault_ms = c->fault_ms,
+                                 .op_mean_ms = c->propose_mean_ms,
+                                 .n_ops = c->n_ops,
+                                 .memory_mode = c->memory_mode};
+        if (!c->wl->start(c->sim, c->wl->ud, &info) && !hamok_sim_failed(c->sim)) {
+            hamok_sim_fail(c->sim, "workload", -1, "the workload could not start");
+        }
+    }
     c->fresh_leader = -1;
     c->hunting = true;
     hamok_sim_schedule(c->sim, (5 + below(c, 36)) * (uint64_t)c->t_el, ev_hunt_toggle, c, 0);
@@ -936,8 +957,19 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r)
         }
     }
     r->ops = c->ops;
-    if (!hamok_sim_failed(c->sim)) {
-        hamok_sim_check_liveness(c->sim);
+    if (c->wl == NULL) {
+        if (!hamok_sim_failed(c->sim)) {
+            hamok_sim_check_liveness(c->sim);
+        }
+    } else if (!hamok_sim_failed(c->sim) &&
+               (c->wl->quiesce == NULL || (c->wl->quiesce(c->sim, c->wl->ud), true)) &&
+               hamok_sim_check_recovery(c->sim)) {
+        /* The clients are still running: they finish first, then every
+         * member caught up, then the final checks. */
+        if (!c->wl->finish(c->sim, c->wl->ud) && !hamok_sim_failed(c->sim)) {
+            hamok_sim_fail(c->sim, "workload", -1, "the workload's final phase failed");
+        }
+        hamok_sim_check_final(c->sim);
     }
     hamok_sim_stats_get(c->sim, &r->stats);
     r->ok = !hamok_sim_failed(c->sim);
@@ -973,6 +1005,22 @@ bool hamok_chaos_seeds_from_env(uint64_t def_count, uint64_t *first, uint64_t *c
         *count = strtoull(n, NULL, 0);
     }
     return false;
+}
+
+void hamok_chaos_teeth_seeds(uint64_t def_count, uint64_t *first, uint64_t *count)
+{
+    *first = 1;
+    *count = def_count;
+    const char *one = getenv("HAMOK_SIM_SEED");
+    if (one != NULL && one[0] != '\0') {
+        *first = strtoull(one, NULL, 0);
+        *count = 1;
+        return;
+    }
+    const char *n = getenv("HAMOK_TEETH_SEEDS");
+    if (n != NULL && n[0] != '\0') {
+        *count = strtoull(n, NULL, 0);
+    }
 }
 
 double hamok_chaos_wall_ms(void)

@@ -18,6 +18,37 @@
 
 #include "sim.h"
 
+/* What a workload learns about the run it drives. */
+typedef struct hamok_chaos_info {
+    uint64_t seed;
+    uint32_t election_timeout_ms;
+    uint32_t heartbeat_ms;
+    uint64_t fault_ms;   /* planned length of the fault phase */
+    uint32_t op_mean_ms; /* mean gap between two client operations */
+    uint32_t n_ops;      /* operations wanted before healing */
+    bool memory_mode;    /* a crash wipes the node (its id never comes back) */
+} hamok_chaos_info;
+
+/* A client workload in place of the runner's own proposals (chaos.c keeps
+ * the fault mix, the operator, the read barriers and the final heal +
+ * liveness): tests/lib/collsim.c drives the production collections with it. */
+typedef struct hamok_chaos_workload {
+    const hamok_sim_app *app; /* installed on every node (may be NULL) */
+    void *ud;
+    /* The simulator exists, nothing ran yet: schedule the clients. */
+    bool (*start)(hamok_sim *s, void *ud, const hamok_chaos_info *info);
+    /* Client operations that made progress so far (accepted by a leader):
+     * the fault phase ends once n_ops did and its planned length passed. */
+    uint32_t (*ops)(void *ud);
+    /* The fault phase is over: no new operations from here on (those in
+     * flight go on). Called before heal and the recovery check (may be
+     * NULL). */
+    void (*quiesce)(hamok_sim *s, void *ud);
+    /* After heal and liveness: drain the clients, final reads, checks.
+     * False with the violation reported through hamok_sim_fail(). */
+    bool (*finish)(hamok_sim *s, void *ud);
+} hamok_chaos_workload;
+
 typedef struct hamok_chaos_opts {
     uint64_t seed;
     int n_nodes;           /* 0: 3 for odd seeds, 5 for even ones */
@@ -32,7 +63,8 @@ typedef struct hamok_chaos_opts {
      * 10: inherent to single-server changes, an operator must force a
      * reconfiguration), so by default the runner does not. */
     bool findings;
-    hamok_sim_read_mode read_mode; /* negative controls for the read checker */
+    hamok_sim_read_mode read_mode;        /* negative controls for the read checker */
+    const hamok_chaos_workload *workload; /* NULL: the runner's own proposals */
 } hamok_chaos_opts;
 
 typedef struct hamok_chaos_result {
@@ -53,6 +85,10 @@ bool hamok_chaos_run(const hamok_chaos_opts *o, hamok_chaos_result *r);
  * (*first = *count... = n, 1); else HAMOK_SIM_SEEDS=<count> (default
  * def_count) seeds from 1. Returns true when a single seed was requested. */
 bool hamok_chaos_seeds_from_env(uint64_t def_count, uint64_t *first, uint64_t *count);
+
+/* Seeds of a negative-control test: HAMOK_SIM_SEED=<n> runs exactly that
+ * seed, else HAMOK_TEETH_SEEDS=<count> (default def_count) seeds from 1. */
+void hamok_chaos_teeth_seeds(uint64_t def_count, uint64_t *first, uint64_t *count);
 
 /* Wall-clock milliseconds (statistics only). */
 double hamok_chaos_wall_ms(void);

@@ -404,6 +404,33 @@ static void entries_free(hamok_entry *e, size_t n)
     }
 }
 
+/* With an application (config.app), the snapshot slot holds
+ * [length of the simulator's part: u32 LE][sm.h blob][the application's
+ * part]; without one, the sm.h blob alone. */
+static bool snap_split(const hamok_sim *s, const uint8_t *b, size_t len, const uint8_t **sm,
+                       size_t *sm_len, const uint8_t **app, size_t *app_len)
+{
+    *app = NULL;
+    *app_len = 0;
+    if (s->cfg.app == NULL) {
+        *sm = b;
+        *sm_len = len;
+        return true;
+    }
+    if (len < 4) {
+        return false;
+    }
+    size_t n = (size_t)b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16 | (size_t)b[3] << 24;
+    if (n > len - 4) {
+        return false;
+    }
+    *sm = b + 4;
+    *sm_len = n;
+    *app = b + 4 + n;
+    *app_len = len - 4 - n;
+    return true;
+}
+
 static const char *role_name(hamok_raft_role r)
 {
     switch (r) {
@@ -758,9 +785,23 @@ static bool snapshot_request(hamok_sim *s, int i, const hamok_raft_update *up)
                         "snapshot wanted at an index the log does not hold");
     }
     hamok__buf_reset(&nd->s_blob);
-    if (hamok_sm_encode(&nd->sm, term, up->snapshot_members, up->n_snapshot_members, &nd->s_blob) !=
-        HAMOK_OK) {
+    const hamok_sim_app *app = s->cfg.app;
+    static const uint8_t zero4[4] = {0, 0, 0, 0};
+    if ((app != NULL && hamok__buf_append(&nd->s_blob, zero4, 4) != HAMOK_OK) ||
+        hamok_sm_encode(&nd->sm, term, up->snapshot_members, up->n_snapshot_members, &nd->s_blob) !=
+            HAMOK_OK) {
         return sim_fail(s, "sim-oom", i, 0, 0, "simulator out of memory");
+    }
+    if (app != NULL) {
+        size_t n = nd->s_blob.len - 4;
+        for (int k = 0; k < 4; k++) {
+            nd->s_blob.data[k] = (uint8_t)(n >> (8 * k));
+        }
+        if (app->snapshot != NULL &&
+            !app->snapshot(s, app->ud, i, up->snapshot_want_index, &nd->s_blob)) {
+            return sim_fail(s, "app", i, up->snapshot_want_index, term,
+                            "the application could not take a snapshot");
+        }
     }
     nd->s_pending = true;
     nd->s_id++;
@@ -790,8 +831,11 @@ static bool snapshot_install(hamok_sim *s, int i, const hamok_raft_update *up, h
     uint64_t term = 0;
     hamok_member *ms = NULL;
     size_t n = 0;
-    if (!hamok_sm_decode(nd->in_blob.data, nd->in_blob.len, &sm, &term, &ms, &n) ||
-        sm.applied != up->installed_index || term != up->installed_term) {
+    const uint8_t *smb = NULL, *appb = NULL;
+    size_t smb_len = 0, appb_len = 0;
+    if (!snap_split(s, nd->in_blob.data, nd->in_blob.len, &smb, &smb_len, &appb, &appb_len) ||
+        !hamok_sm_decode(smb, smb_len, &sm, &term, &ms, &n) || sm.applied != up->installed_index ||
+        term != up->installed_term) {
         hamok__members_free(ms, n);
         return sim_fail(s, "snapshot", i, up->installed_index, up->installed_term,
                         "installed snapshot (index %" PRIu64 ", term %" PRIu64
@@ -836,6 +880,13 @@ static bool snapshot_install(hamok_sim *s, int i, const hamok_raft_update *up, h
         return false;
     }
     nd->sm = sm;
+    if (s->cfg.app != NULL && s->cfg.app->restore != NULL) {
+        snap_split(s, nd->d_snap.data, nd->d_snap.len, &smb, &smb_len, &appb, &appb_len);
+        if (!s->cfg.app->restore(s, s->cfg.app->ud, i, up->installed_index, appb, appb_len)) {
+            return sim_fail(s, "app", i, up->installed_index, up->installed_term,
+                            "the application could not restore an installed snapshot");
+        }
+    }
     s->st.installs++;
     cs->installed = true;
     cs->installed_index = up->installed_index;
@@ -964,6 +1015,10 @@ static bool handle_update(hamok_sim *s, int i, const hamok_raft_update *up)
                             nd->sm.applied);
         }
         hamok_sm_apply(&nd->sm, index, e->type, e->seq, hamok_chk_entry_hash(e));
+        if (s->cfg.app != NULL && s->cfg.app->apply != NULL &&
+            !s->cfg.app->apply(s, s->cfg.app->ud, i, index, e)) {
+            return sim_fail(s, "app", i, index, e->term, "the application could not apply");
+        }
     }
     if (up->config_changed) {
         members_mask(s, up->members, up->n_members, &nd->cfg_members, &nd->cfg_voters);
@@ -1052,7 +1107,10 @@ static bool handle_update(hamok_sim *s, int i, const hamok_raft_update *up)
 
     /* 5. Timer. */
     arm_timer(s, i, up->next_deadline_ms);
-    return true;
+    if (s->cfg.app != NULL && s->cfg.app->stepped != NULL) {
+        s->cfg.app->stepped(s, s->cfg.app->ud, i);
+    }
+    return !s->failed;
 }
 
 /* Step the core. A client operation (client_op) may fail with an expected
@@ -1202,6 +1260,15 @@ static void defer(hamok_sim *s, sim_node *nd, sim_event *ev)
     nd->def[nd->n_def++] = *ev;
 }
 
+/* Messages of the layers above the Raft core (node runtime), for the
+ * application (hamok_sim_app.receive). */
+static bool is_app_msg(uint8_t type)
+{
+    return type == HAMOK_MSG_SUBMIT_REQUEST || type == HAMOK_MSG_SUBMIT_RESPONSE ||
+           type == HAMOK_MSG_EMIT_REQUEST || type == HAMOK_MSG_EMIT_RESPONSE ||
+           type == HAMOK_MSG_EMIT_NOTIFICATION;
+}
+
 static void on_deliver(hamok_sim *s, sim_event *ev)
 {
     int i = ev->node;
@@ -1237,6 +1304,13 @@ static void on_deliver(hamok_sim *s, sim_event *ev)
     s->st.msgs_delivered++;
     if (s->trace) {
         trace_msg(s, "RECV", ev->from, i, &m);
+    }
+    if (s->cfg.app != NULL && is_app_msg(m.type)) {
+        if (s->cfg.app->receive != NULL) {
+            s->cfg.app->receive(s, s->cfg.app->ud, i, &m);
+        }
+        hamok__msg_clear(&m);
+        return;
     }
     hamok_raft_event rev;
     memset(&rev, 0, sizeof rev);
@@ -1518,11 +1592,19 @@ static bool node_start(hamok_sim *s, int i)
         return sim_fail(s, "core-error", i, 0, 0, "hamok__raft_new: %s", hamok_status_str(st));
     }
     hamok_sm_init(&nd->sm);
+    const hamok_sim_app *app = s->cfg.app;
+    if (app != NULL && app->start != NULL && !app->start(s, app->ud, i)) {
+        hamok__raft_destroy(&nd->core);
+        return sim_fail(s, "app", i, 0, 0, "the application could not start");
+    }
     if (nd->d_has_snap) {
         hamok_member *ms = NULL;
         size_t n = 0;
         uint64_t term = 0;
-        if (!hamok_sm_decode(nd->d_snap.data, nd->d_snap.len, &nd->sm, &term, &ms, &n) ||
+        const uint8_t *smb = NULL, *appb = NULL;
+        size_t smb_len = 0, appb_len = 0;
+        if (!snap_split(s, nd->d_snap.data, nd->d_snap.len, &smb, &smb_len, &appb, &appb_len) ||
+            !hamok_sm_decode(smb, smb_len, &nd->sm, &term, &ms, &n) ||
             nd->sm.applied != nd->d_snap_index || term != nd->d_snap_term) {
             hamok__members_free(ms, n);
             hamok__raft_destroy(&nd->core);
@@ -1535,6 +1617,12 @@ static bool node_start(hamok_sim *s, int i)
             hamok__raft_destroy(&nd->core);
             return sim_fail(s, "core-error", i, nd->d_snap_index, nd->d_snap_term,
                             "hamok__raft_restore_snapshot: %s", hamok_status_str(st));
+        }
+        if (app != NULL && app->restore != NULL &&
+            !app->restore(s, app->ud, i, nd->d_snap_index, appb, appb_len)) {
+            hamok__raft_destroy(&nd->core);
+            return sim_fail(s, "app", i, nd->d_snap_index, nd->d_snap_term,
+                            "the application could not restore the snapshot on disk");
         }
     }
     if (nd->d_term != 0 || nd->d_len != 0 || nd->d_has_snap) {
@@ -1636,6 +1724,9 @@ void hamok_sim_crash(hamok_sim *s, int node)
     nd->last_role = 0;
     nd->last_term = 0;
     hamok_chk_crash(s->chk, node);
+    if (s->cfg.app != NULL && s->cfg.app->stop != NULL) {
+        s->cfg.app->stop(s, s->cfg.app->ud, node, false);
+    }
     s->st.crashes++;
     if (s->trace) {
         printf("[%8" PRIu64 " ms] n%d CRASH (disk: term %" PRIu64 ", %zu entries)\n", s->now, node,
@@ -1785,6 +1876,9 @@ void hamok_sim_wipe(hamok_sim *s, int node)
     nd->dead = true;
     nd->wiped = true;
     hamok_chk_wipe(s->chk, node);
+    if (s->cfg.app != NULL && s->cfg.app->stop != NULL) {
+        s->cfg.app->stop(s, s->cfg.app->ud, node, true);
+    }
     s->st.wipes++;
     if (s->trace) {
         printf("[%8" PRIu64 " ms] n%d WIPED (memory mode: state and id gone)\n", s->now, node);
@@ -1802,6 +1896,9 @@ void hamok_sim_retire(hamok_sim *s, int node)
         s->st.crashes--;
     }
     nd->dead = true;
+    if (s->cfg.app != NULL && s->cfg.app->stop != NULL) {
+        s->cfg.app->stop(s, s->cfg.app->ud, node, true);
+    }
     s->st.retires++;
     if (s->trace) {
         printf("[%8" PRIu64 " ms] n%d RETIRED\n", s->now, node);
@@ -2101,28 +2198,18 @@ void hamok_sim_set_filter(hamok_sim *s, hamok_sim_filter f, void *ud)
 /* ------------------------------------------------------------------------ */
 /* Clients. */
 
-hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index, uint64_t *term)
+hamok_status hamok_sim_propose_entries(hamok_sim *s, int node, const hamok_entry *entries, size_t n,
+                                       uint64_t *index, uint64_t *term)
 {
     if (s->failed || node < 0 || node >= s->n || !hamok_sim_is_live(s, node) || n == 0) {
         return HAMOK_ERR_STATE;
     }
     hamok_entry *e = calloc(n, sizeof *e);
-    char(*payload)[48] = calloc(n, sizeof *payload);
-    if (e == NULL || payload == NULL) {
-        free(e);
-        free(payload);
+    if (e == NULL) {
         sim_fail(s, "sim-oom", node, 0, 0, "simulator out of memory");
         return HAMOK_ERR_NOMEM;
     }
-    for (size_t k = 0; k < n; k++) {
-        uint64_t p = ++s->prop_counter;
-        int len = snprintf(payload[k], sizeof payload[k], "s%" PRIu64 "-p%" PRIu64, s->cfg.seed, p);
-        e[k].type = HAMOK_ENTRY_COMMAND;
-        e[k].client = hamok__id_from_u64(0xC11E47);
-        e[k].seq = p;
-        e[k].data = (uint8_t *)payload[k];
-        e[k].len = (size_t)len;
-    }
+    memcpy(e, entries, n * sizeof *e);
     s->st.steps++;
     hamok_raft_event ev;
     memset(&ev, 0, sizeof ev);
@@ -2150,11 +2237,46 @@ hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index
         }
     }
     free(e);
-    free(payload);
     if (!ok) {
         return HAMOK_ERR_STATE;
     }
     return st;
+}
+
+hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index, uint64_t *term)
+{
+    if (s->failed || node < 0 || node >= s->n || !hamok_sim_is_live(s, node) || n == 0) {
+        return HAMOK_ERR_STATE;
+    }
+    hamok_entry *e = calloc(n, sizeof *e);
+    char(*payload)[48] = calloc(n, sizeof *payload);
+    if (e == NULL || payload == NULL) {
+        free(e);
+        free(payload);
+        sim_fail(s, "sim-oom", node, 0, 0, "simulator out of memory");
+        return HAMOK_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint64_t p = ++s->prop_counter;
+        int len = snprintf(payload[k], sizeof payload[k], "s%" PRIu64 "-p%" PRIu64, s->cfg.seed, p);
+        e[k].type = HAMOK_ENTRY_COMMAND;
+        e[k].client = hamok__id_from_u64(0xC11E47);
+        e[k].seq = p;
+        e[k].data = (uint8_t *)payload[k];
+        e[k].len = (size_t)len;
+    }
+    hamok_status st = hamok_sim_propose_entries(s, node, e, n, index, term);
+    free(e);
+    free(payload);
+    return st;
+}
+
+bool hamok_sim_send(hamok_sim *s, int node, const hamok_msg *m)
+{
+    if (s->failed || node < 0 || node >= s->n) {
+        return false;
+    }
+    return send_one(s, node, m);
 }
 
 hamok_status hamok_sim_propose_leader(hamok_sim *s, size_t n, uint64_t *index, uint64_t *term,
@@ -2238,6 +2360,11 @@ hamok_status hamok_sim_transfer(hamok_sim *s, int node, int target)
     return ok ? st : HAMOK_ERR_STATE;
 }
 
+uint64_t hamok_sim_next_read_id(const hamok_sim *s)
+{
+    return s->read_counter + 1;
+}
+
 hamok_status hamok_sim_read(hamok_sim *s, int node, uint64_t *id)
 {
     if (s->failed || node < 0 || node >= s->n || !hamok_sim_is_live(s, node)) {
@@ -2305,6 +2432,27 @@ void hamok_sim_heal_all(hamok_sim *s)
 }
 
 bool hamok_sim_check_liveness(hamok_sim *s)
+{
+    return hamok_sim_check_recovery(s) && hamok_sim_check_final(s);
+}
+
+bool hamok_sim_check_final(hamok_sim *s)
+{
+    if (s->failed) {
+        return false;
+    }
+    uint64_t live = 0;
+    uint64_t members = hamok_chk_committed_members(s->chk, NULL);
+    for (int i = 0; i < s->n; i++) {
+        if (hamok_sim_is_up(s, i) && ((members >> i) & 1u)) {
+            live |= 1ULL << i;
+        }
+    }
+    hamok_chk_set_time(s->chk, s->now);
+    return chk_ok(s, hamok_chk_final(s->chk, live));
+}
+
+bool hamok_sim_check_recovery(hamok_sim *s)
 {
     if (s->failed) {
         return false;
@@ -2395,15 +2543,7 @@ bool hamok_sim_check_liveness(hamok_sim *s)
             return false;
         }
     }
-    uint64_t live = 0;
-    uint64_t members = hamok_chk_committed_members(s->chk, NULL);
-    for (int i = 0; i < s->n; i++) {
-        if (hamok_sim_is_up(s, i) && ((members >> i) & 1u)) {
-            live |= 1ULL << i;
-        }
-    }
-    hamok_chk_set_time(s->chk, s->now);
-    return chk_ok(s, hamok_chk_final(s->chk, live));
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */

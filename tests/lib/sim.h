@@ -58,10 +58,42 @@
 #include "codec/msg.h"
 #include "hamok/status.h"
 #include "raft/raft.h"
+#include "util/buf.h"
 
 #define HAMOK_SIM_MAX_NODES HAMOK_CHK_MAX_NODES
 
 typedef struct hamok_sim hamok_sim;
+
+/* An application replicated on every node next to the simulator's own state
+ * machine (sm.h): tests/lib/collsim.c runs the production collections
+ * registry with it. Every hook is optional. A hook that finds a violation
+ * reports it with hamok_sim_fail() and returns false.
+ *
+ *  - start: the node starts (first start or restart) with an empty state;
+ *    restore follows when its disk holds a snapshot.
+ *  - restore: replace the node's state with the application part of a
+ *    snapshot at `index` (restart from disk, or an installed snapshot).
+ *  - snapshot: append the state (everything applied: up to `index`) to out;
+ *    stored in the snapshot slot after the simulator's own state.
+ *  - apply: a committed entry, in log order, after the simulator's state
+ *    machine took it.
+ *  - stop: the node crashed, was wiped or retired (`wiped`: for good).
+ *  - receive: a message of a type the Raft core does not take
+ *    (SUBMIT_REQUEST/RESPONSE, EMIT_*), through the codec and the faulty
+ *    network like every other (hamok_sim_send).
+ *  - stepped: after every step of the node's core (apply, messages and
+ *    timer done). It may only look and schedule (hamok_sim_schedule). */
+typedef struct hamok_sim_app {
+    void *ud;
+    bool (*start)(hamok_sim *s, void *ud, int node);
+    bool (*restore)(hamok_sim *s, void *ud, int node, uint64_t index, const uint8_t *data,
+                    size_t len);
+    bool (*snapshot)(hamok_sim *s, void *ud, int node, uint64_t index, hamok_buf *out);
+    bool (*apply)(hamok_sim *s, void *ud, int node, uint64_t index, const hamok_entry *e);
+    void (*stop)(hamok_sim *s, void *ud, int node, bool wiped);
+    void (*receive)(hamok_sim *s, void *ud, int node, const hamok_msg *m);
+    void (*stepped)(hamok_sim *s, void *ud, int node);
+} hamok_sim_app;
 
 /* How reads are served. Only BARRIER is correct; the others are negative
  * controls for the read checker (tests/sim/test_teeth.c). */
@@ -102,8 +134,9 @@ typedef struct hamok_sim_config {
     uint32_t snapshot_delay_max_ms; /* a snapshot write takes 0..this (after pending writes) */
     double snapshot_skip;           /* a requested snapshot is never taken */
     hamok_sim_read_mode read_mode;
-    bool trace;              /* also switched on by HAMOK_SIM_TRACE=1 */
-    const char *replay_hint; /* how to replay, printed with failures; NULL = generic */
+    const hamok_sim_app *app; /* NULL: none (borrowed; must outlive the simulator) */
+    bool trace;               /* also switched on by HAMOK_SIM_TRACE=1 */
+    const char *replay_hint;  /* how to replay, printed with failures; NULL = generic */
 } hamok_sim_config;
 
 void hamok_sim_config_default(hamok_sim_config *c, uint64_t seed, int n_nodes);
@@ -244,6 +277,14 @@ bool hamok_sim_node_applied(const hamok_sim *s, int node, uint64_t index, uint64
  * core's status (HAMOK_ERR_NOT_LEADER is normal); HAMOK_ERR_STATE if the node
  * is down or paused. index/term (may be NULL) receive the first entry's. */
 hamok_status hamok_sim_propose(hamok_sim *s, int node, size_t n, uint64_t *index, uint64_t *term);
+/* Propose the given entries (type, client, seq, data; the term is the
+ * core's) to node, now. Same statuses as hamok_sim_propose. */
+hamok_status hamok_sim_propose_entries(hamok_sim *s, int node, const hamok_entry *e, size_t n,
+                                       uint64_t *index, uint64_t *term);
+/* Send an application message (hamok_sim_app.receive gets it at the other
+ * end) from node through the codec and the node's links; m->src must be the
+ * node's id. False if the simulator failed. */
+bool hamok_sim_send(hamok_sim *s, int node, const hamok_msg *m);
 /* Propose to the live leader (hamok_sim_leader()). HAMOK_ERR_NO_LEADER if none. */
 hamok_status hamok_sim_propose_leader(hamok_sim *s, size_t n, uint64_t *index, uint64_t *term,
                                       int *node);
@@ -260,6 +301,9 @@ hamok_status hamok_sim_transfer(hamok_sim *s, int node, int target);
  * reported to the on_read observer: HAMOK_OK once served (and checked),
  * else the barrier's error. HAMOK_ERR_STATE if the node is down or paused. */
 hamok_status hamok_sim_read(hamok_sim *s, int node, uint64_t *id);
+/* The id the next hamok_sim_read() will use (its outcome may be reported
+ * before hamok_sim_read() returns). */
+uint64_t hamok_sim_next_read_id(const hamok_sim *s);
 typedef void (*hamok_sim_read_fn)(hamok_sim *s, void *ud, int node, uint64_t id,
                                   hamok_status status, uint64_t read_index, uint64_t applied);
 void hamok_sim_on_read(hamok_sim *s, hamok_sim_read_fn fn, void *ud);
@@ -274,6 +318,14 @@ void hamok_sim_heal_all(hamok_sim *s);
  * committed configuration, and the final checks (acked-durable, liveness).
  * False with hamok_sim_error() set. */
 bool hamok_sim_check_liveness(hamok_sim *s);
+/* The two halves of hamok_sim_check_liveness: heal_all, an agreed leader
+ * and a fresh entry applied everywhere (recovery); the final checks
+ * (acked-durable, liveness of every proposal) over the live members. The
+ * final checks assume no proposal is made after the fresh entry unless
+ * every live member applied it too (a workload that keeps proposing runs
+ * them once its clients are done and the members caught up). */
+bool hamok_sim_check_recovery(hamok_sim *s);
+bool hamok_sim_check_final(hamok_sim *s);
 
 /* ---- statistics --------------------------------------------------------- */
 

@@ -38,26 +38,10 @@ static const bug_case bugs[] = {
 /* Highest seed any bug needed: the no-bug sanity run covers at least these. */
 static uint64_t max_catch_seed = 0;
 
-static void seed_range(uint64_t *first, uint64_t *count)
-{
-    *first = 1;
-    *count = TEETH_SEEDS;
-    const char *one = getenv("HAMOK_SIM_SEED");
-    if (one != NULL && one[0] != '\0') {
-        *first = strtoull(one, NULL, 0);
-        *count = 1;
-        return;
-    }
-    const char *n = getenv("HAMOK_TEETH_SEEDS");
-    if (n != NULL && n[0] != '\0') {
-        *count = strtoull(n, NULL, 0);
-    }
-}
-
 static void run_bug(const bug_case *bc)
 {
     uint64_t first, count;
-    seed_range(&first, &count);
+    hamok_chaos_teeth_seeds(TEETH_SEEDS, &first, &count);
     hamok__raft_bug = bc->bug;
     double t0 = hamok_chaos_wall_ms();
     uint64_t steps = 0;
@@ -133,7 +117,7 @@ static void test_quorum_recent_peers(void **state)
 static void run_read_mode(hamok_sim_read_mode mode, const char *name, uint64_t max_seeds)
 {
     uint64_t first, count;
-    seed_range(&first, &count);
+    hamok_chaos_teeth_seeds(TEETH_SEEDS, &first, &count);
     if (count > max_seeds && getenv("HAMOK_TEETH_SEEDS") == NULL) {
         count = max_seeds;
     }
@@ -185,7 +169,7 @@ static void test_no_bug_passes(void **state)
 {
     (void)state;
     uint64_t first, count;
-    seed_range(&first, &count);
+    hamok_chaos_teeth_seeds(TEETH_SEEDS, &first, &count);
     uint64_t last = first + (count == 1 ? 0 : (max_catch_seed > 20 ? max_catch_seed : 20) - 1);
     if (count == 1) {
         last = first;

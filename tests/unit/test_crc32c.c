@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -73,9 +74,27 @@ static void matches_bitwise_every_alignment(void **state)
     for (size_t start = 0; start < 16; start++) {
         for (size_t len = 0; len + start <= 300; len++) {
             assert_int_equal(hamok__crc32c(buf + start, len), crc32c_bitwise(buf + start, len));
+            assert_int_equal(hamok__crc32c_update_sw(0, buf + start, len),
+                             crc32c_bitwise(buf + start, len));
         }
     }
     assert_int_equal(hamok__crc32c(buf, sizeof buf), crc32c_bitwise(buf, sizeof buf));
+}
+
+/* The instruction and the tables agree, also when continuing a CRC. */
+static void hardware_matches_tables(void **state)
+{
+    (void)state;
+    printf("    CRC32 instruction: %s\n", hamok__crc32c_hw_available() ? "used" : "not here");
+    uint8_t buf[4099];
+    for (size_t i = 0; i < sizeof buf; i++) {
+        buf[i] = (uint8_t)(i * 131u + 7u);
+    }
+    for (size_t len = 0; len < sizeof buf; len += 97) {
+        uint32_t seed = (uint32_t)len * 2654435761u;
+        assert_int_equal(hamok__crc32c_update(seed, buf + 3, len - (len > 3 ? 3 : 0)),
+                         hamok__crc32c_update_sw(seed, buf + 3, len - (len > 3 ? 3 : 0)));
+    }
 }
 
 static void incremental_equals_one_shot(void **state)
@@ -113,6 +132,7 @@ int main(void)
         cmocka_unit_test(rfc3720_vectors),
         cmocka_unit_test(matches_bitwise_every_alignment),
         cmocka_unit_test(incremental_equals_one_shot),
+        cmocka_unit_test(hardware_matches_tables),
     };
     return cmocka_run_group_tests_name("crc32c", tests, NULL, NULL);
 }

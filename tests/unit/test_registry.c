@@ -664,9 +664,14 @@ static void config_cleans_departed_peers(void **state)
                 "4:e size=3 {ev1=\"a\"@p1 ev1@p2 ev2@p1 }\n"
                 "4:f size=0 {}\n"
                 "1:m size=1 {k=\"v\" }\n");
-    /* Peer 3's session is gone: its seq 1 is new again (not a duplicate). */
+    /* Peer 3's session is gone, its last number stays: a retry of its seq 1
+     * is EXPIRED (it was applied once already), seq 3 is new. */
     assert_string_equal(
         h_cmd(&h, EMITTER, HAMOK_OP_SUBSCRIBE, "e", 0, 3, 1, (const spec[]){{"ev3", "c", NULL}}, 1),
+        "EXPIRED");
+    NO_EVENTS(&h);
+    assert_string_equal(
+        h_cmd(&h, EMITTER, HAMOK_OP_SUBSCRIBE, "e", 0, 3, 3, (const spec[]){{"ev3", "c", NULL}}, 1),
         "OK true");
     EVENTS(&h, "SUB_ADDED e k=ev3 v=\"c\" p3");
     /* Peer 1 still has its session. */
@@ -684,6 +689,41 @@ static void config_cleans_departed_peers(void **state)
                 "1:m size=1 {k=\"v\" }\n");
     apply_config(&h, (const uint64_t[]){2}, 1);
     NO_EVENTS(&h);
+    h_free(&h);
+}
+
+/* Regression (tests/sim/FINDINGS.md, round 4): a peer removed from the
+ * configuration lost its session, and a retry of a command it had applied
+ * before — still in flight, or resent after it was added back under the
+ * same id — was applied a second time. */
+static void removed_peer_retry_not_applied_twice(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h, 8);
+    apply_config(&h, (const uint64_t[]){1, 3}, 2);
+    const spec v1[] = {{"k", "1", NULL}};
+    const spec v2[] = {{"k", "2", NULL}};
+    assert_string_equal(h_cmd(&h, MAP, HAMOK_OP_SET, "m", 0, 3, 5, v1, 1), "OK");
+    CMD(&h, QUEUE, HAMOK_OP_PUSH, "q", {"", "a", NULL});
+    apply_config(&h, (const uint64_t[]){1}, 1); /* peer 3 removed */
+    assert_string_equal(h_cmd(&h, MAP, HAMOK_OP_SET, "m", 0, 1, 7, v2, 1), "OK true [k=\"1\"]");
+    /* Peer 3's retry of its seq 5 arrives: not applied again. */
+    assert_string_equal(h_cmd(&h, MAP, HAMOK_OP_SET, "m", 0, 3, 5, v1, 1), "EXPIRED");
+    NO_EVENTS(&h);
+    expect_get(&h, "m", "k", "2");
+    /* Added back under the same id: still not. */
+    apply_config(&h, (const uint64_t[]){1, 3}, 2);
+    assert_string_equal(h_cmd(&h, MAP, HAMOK_OP_SET, "m", 0, 3, 5, v1, 1), "EXPIRED");
+    expect_get(&h, "m", "k", "2");
+    /* A pop retried the same way takes no second item. */
+    assert_string_equal(h_cmd(&h, QUEUE, HAMOK_OP_POP, "q", 0, 3, 6, NULL, 0), "OK true [=\"a\"]");
+    apply_config(&h, (const uint64_t[]){1}, 1);
+    CMD(&h, QUEUE, HAMOK_OP_PUSH, "q", {"", "b", NULL});
+    assert_string_equal(h_cmd(&h, QUEUE, HAMOK_OP_POP, "q", 0, 3, 6, NULL, 0), "EXPIRED");
+    /* New numbers are new. */
+    assert_string_equal(h_cmd(&h, MAP, HAMOK_OP_SET, "m", 0, 3, 8, v1, 1), "OK true [k=\"2\"]");
+    expect_get(&h, "m", "k", "1");
     h_free(&h);
 }
 
@@ -742,6 +782,7 @@ int main(void)
         cmocka_unit_test(noop_config_and_index),
         cmocka_unit_test(sessions_exactly_once),
         cmocka_unit_test(config_cleans_departed_peers),
+        cmocka_unit_test(removed_peer_retry_not_applied_twice),
         cmocka_unit_test(results_fit_a_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

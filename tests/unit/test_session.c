@@ -9,15 +9,18 @@
 #include <cmocka.h>
 
 #include "collections/session.h"
+#include "util/crc32c.h"
 
 static hamok_id C1;
 static hamok_id C2;
+static hamok_id C3;
 
 static int setup(void **state)
 {
     (void)state;
     C1 = hamok__id_from_u64(1);
     C2 = hamok__id_from_u64(2);
+    C3 = hamok__id_from_u64(3);
     return 0;
 }
 
@@ -91,11 +94,94 @@ static void departed_peers_expire(void **state)
     hamok_member m = {0};
     m.id = C2;
     m.role = HAMOK_MEMBER_VOTER;
-    hamok__sessions_expire(s, &m, 1);
+    assert_int_equal(hamok__sessions_expire(s, &m, 1), HAMOK_OK);
     assert_int_equal(hamok__sessions_count(s), 1);
-    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    assert_int_equal(hamok__sessions_departed(s), 1);
+    /* C1's result is gone, and so a retry of its command 1 is EXPIRED, not
+     * new: it was applied once already (regression: it was applied again). */
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_reserve(s, &C1, 1, 8), HAMOK_OK);
+    record_str(s, &C1, 1, "again"); /* ignored */
+    assert_int_equal(hamok__sessions_count(s), 1);
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_EXPIRED);
     expect_dup(s, &C2, 1, "b");
+    /* A later number starts a session, which keeps the floor. */
+    assert_int_equal(hamok__sessions_check(s, &C1, 2, NULL, NULL), HAMOK_SESSION_NEW);
+    record_str(s, &C1, 2, "c");
+    assert_int_equal(hamok__sessions_count(s), 2);
+    assert_int_equal(hamok__sessions_departed(s), 0);
+    expect_dup(s, &C1, 2, "c");
+    assert_int_equal(hamok__sessions_check(s, &C1, 1, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    /* Dropped again: the floor moves up to 2. */
+    assert_int_equal(hamok__sessions_expire(s, &m, 1), HAMOK_OK);
+    assert_int_equal(hamok__sessions_check(s, &C1, 2, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_check(s, &C1, 3, NULL, NULL), HAMOK_SESSION_NEW);
+    /* A session that never recorded anything leaves nothing behind. */
+    assert_int_equal(hamok__sessions_reserve(s, &C3, 4, 8), HAMOK_OK);
+    assert_int_equal(hamok__sessions_count(s), 2);
+    assert_int_equal(hamok__sessions_expire(s, &m, 1), HAMOK_OK);
+    assert_int_equal(hamok__sessions_departed(s), 1);
+    assert_int_equal(hamok__sessions_check(s, &C3, 1, NULL, NULL), HAMOK_SESSION_NEW);
     hamok__sessions_destroy(&s);
+}
+
+/* Departed clients survive snapshots, in a canonical order; the form
+ * before them ("HSE1") is still read. */
+static void departed_in_snapshots(void **state)
+{
+    (void)state;
+    hamok_sessions *s;
+    assert_int_equal(hamok__sessions_new(&s, 8), HAMOK_OK);
+    record_str(s, &C3, 9, "x");
+    record_str(s, &C1, 4, "y");
+    record_str(s, &C2, 2, "z");
+    hamok_member m = {0};
+    m.id = C2;
+    assert_int_equal(hamok__sessions_expire(s, &m, 1), HAMOK_OK);
+    record_str(s, &C1, 6, "w"); /* back, with floor 4 */
+    hamok_buf b = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__sessions_snapshot(s, &b), HAMOK_OK);
+    hamok_sessions *t;
+    assert_int_equal(hamok__sessions_new(&t, 8), HAMOK_OK);
+    assert_int_equal(hamok__sessions_restore(t, b.data, b.len), HAMOK_OK);
+    assert_int_equal(hamok__sessions_count(t), 2);
+    assert_int_equal(hamok__sessions_departed(t), 1);
+    assert_int_equal(hamok__sessions_check(t, &C3, 9, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_check(t, &C3, 10, NULL, NULL), HAMOK_SESSION_NEW);
+    assert_int_equal(hamok__sessions_check(t, &C1, 4, NULL, NULL), HAMOK_SESSION_EXPIRED);
+    assert_int_equal(hamok__sessions_check(t, &C1, 5, NULL, NULL), HAMOK_SESSION_NEW);
+    expect_dup(t, &C1, 6, "w");
+    expect_dup(t, &C2, 2, "z");
+    hamok_buf b2 = HAMOK_BUF_INIT;
+    assert_int_equal(hamok__sessions_snapshot(t, &b2), HAMOK_OK);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(hamok__sessions_restore(t, b.data, n), HAMOK_ERR_CORRUPT);
+    }
+    hamok__buf_free(&b);
+    hamok__buf_free(&b2);
+
+    /* HSE1: window 8, one session (C2, max 2, one slot: seq 2 "ok"). */
+    hamok_buf v1 = HAMOK_BUF_INIT;
+    const uint8_t head[] = {'H', 'S', 'E', '1', 8, 0, 0, 0, 1, 0, 0, 0};
+    hamok__buf_append(&v1, head, sizeof head);
+    hamok__buf_append(&v1, C2.b, HAMOK_ID_LEN);
+    const uint8_t rest[] = {2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,   2,
+                            0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 'o', 'k'};
+    hamok__buf_append(&v1, rest, sizeof rest);
+    uint32_t crc = hamok__crc32c(v1.data, v1.len);
+    const uint8_t c4[] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16),
+                          (uint8_t)(crc >> 24)};
+    hamok__buf_append(&v1, c4, 4);
+    assert_int_equal(hamok__sessions_restore(t, v1.data, v1.len), HAMOK_OK);
+    assert_int_equal(hamok__sessions_count(t), 1);
+    assert_int_equal(hamok__sessions_departed(t), 0);
+    expect_dup(t, &C2, 2, "ok");
+    assert_int_equal(hamok__sessions_check(t, &C3, 1, NULL, NULL), HAMOK_SESSION_NEW);
+    hamok__buf_free(&v1);
+    hamok__sessions_destroy(&s);
+    hamok__sessions_destroy(&t);
 }
 
 /* The table survives snapshots; a damaged or truncated snapshot is refused
@@ -199,6 +285,7 @@ int main(void)
         cmocka_unit_test(duplicates_answered_with_original_result),
         cmocka_unit_test(out_of_order_and_window),
         cmocka_unit_test(departed_peers_expire),
+        cmocka_unit_test(departed_in_snapshots),
         cmocka_unit_test(snapshot_round_trip_and_hostile_input),
         cmocka_unit_test(bad_window),
         cmocka_unit_test(stale_slots_not_snapshotted),

@@ -4,10 +4,11 @@
  * known peers, unknown peers, frames over the limit, nothing after stop),
  * hostile inbound traffic from raw libzmq sockets (wrong routing ids,
  * multipart frames, oversized frames), back-pressure that drops and counts
- * instead of blocking, CURVE (admitted keys, a refused key, a peer id bound
- * to the key that first spoke for it) and CURVE key helpers, then nodes:
- * a three-node CURVE cluster that a node with an unlisted key cannot join.
- * Every wait is deadline-polled. */
+ * instead of blocking, a new peer started on a dead peer's endpoint, CURVE
+ * (admitted keys, a refused key, a peer id bound to the key that first
+ * spoke for it) and CURVE key helpers, then nodes: a three-node CURVE
+ * cluster that a node with an unlisted key cannot join. Every wait is
+ * deadline-polled. */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <setjmp.h>
@@ -553,6 +554,56 @@ static void test_backpressure(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A new peer on a dead peer's endpoint */
+
+/* A peer is killed and another one (a new id: memory mode) starts on the
+ * same endpoint, as a restarted container does, while the dead one is still
+ * known (it stays in the configuration until the peer timeout). The two
+ * links to that endpoint must not take its connection from each other
+ * (with one routing id for both, the ROUTER there handed it over to each
+ * reconnection in turn and the new peer heard only now and then): once the
+ * new peer's link is up, every frame for it arrives and none is dropped. */
+static void test_new_peer_on_old_endpoint(void **state)
+{
+    (void)state;
+    hamok_zmq_options o;
+    hamok_zmq_options_init(&o);
+    tp a = {0}, old = {0}, fresh = {0};
+    tp_start(&a, &o, 1);
+    tp_start(&old, &o, 2);
+    char ep[256];
+    snprintf(ep, sizeof ep, "%s", old.t->ops->local_endpoint(old.t));
+    a.t->ops->set_peer(a.t, &old.t->self, ep);
+    resend rs = {.from = &a, .at = &old, .to = &old.t->self, .bytes = "to old", .want = 1};
+    assert_true(wait_for(resend_until, &rs, WAIT_MS));
+    tp_stop(&old);
+
+    o.bind = ep;
+    tp_start(&fresh, &o, 3);
+    a.t->ops->set_peer(a.t, &fresh.t->self, ep); /* the dead peer stays known */
+    rs = (resend){.from = &a, .at = &fresh, .to = &fresh.t->self, .bytes = "to new", .want = 1};
+    assert_true(wait_for(resend_until, &rs, WAIT_MS));
+
+    enum { STEADY = 100 };
+    uint64_t dropped = stats(&a).dropped_hwm;
+    int before = rx_frames(&fresh.r);
+    for (int k = 0; k < STEADY; k++) {
+        assert_int_equal(a.t->ops->send(a.t, &fresh.t->self, "steady", 6), HAMOK_OK);
+        (void)poll(NULL, 0, 10);
+    }
+    uint64_t end = now_ms() + WAIT_MS;
+    while (rx_frames(&fresh.r) < before + STEADY && now_ms() < end) {
+        (void)poll(NULL, 0, 5);
+    }
+    printf("    %d of %d frames arrived, %" PRIu64 " dropped\n", rx_frames(&fresh.r) - before,
+           STEADY, stats(&a).dropped_hwm - dropped);
+    assert_int_equal(rx_frames(&fresh.r), before + STEADY);
+    assert_int_equal(stats(&a).dropped_hwm, dropped);
+    tp_stop(&fresh);
+    tp_stop(&a);
+}
+
+/* ------------------------------------------------------------------------ */
 /* CURVE */
 
 typedef struct keypair {
@@ -768,6 +819,70 @@ static void test_curve_cluster(void **state)
     }
 }
 
+typedef struct links_wait {
+    znode *nodes;
+    size_t n;
+    uint64_t links;
+    size_t members;
+} links_wait;
+
+static bool links_are(void *ud)
+{
+    links_wait *w = ud;
+    for (size_t i = 0; i < w->n; i++) {
+        hamok_zmq_stats s;
+        hamok_node_stats ns;
+        hamok_zmq_transport_stats(w->nodes[i].t, &s);
+        hamok_node_stats_get(w->nodes[i].node, &ns);
+        if (s.links != w->links || ns.members != w->members) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A member that dies is removed after peer_timeout; the survivors' transports
+ * then forget its endpoint (its DEALER is closed) once it stayed away and
+ * silent long enough, so links to dead identities do not pile up. */
+static void test_departed_forgotten(void **state)
+{
+    (void)state;
+    znode n[3] = {{0}};
+    char first[320];
+    for (int i = 0; i < 3; i++) {
+        hamok_zmq_options o;
+        hamok_zmq_options_init(&o);
+        const char *seed = first;
+        if (i > 0) {
+            o.seeds = &seed;
+            o.n_seeds = 1;
+        }
+        hamok_transport *t = NULL;
+        assert_int_equal(hamok_zmq_transport_new(&o, &t), HAMOK_OK);
+        if (i == 0) {
+            snprintf(first, sizeof first, "%s", t->ops->local_endpoint(t));
+        }
+        hamok_config *cfg = NULL;
+        assert_int_equal(hamok_config_new(&cfg), HAMOK_OK);
+        hamok_config_set_cluster(cfg, "departed");
+        hamok_config_set_timing(cfg, 400, 50);
+        assert_int_equal(hamok_config_set_peer_timeout(cfg, 1000), HAMOK_OK);
+        n[i].t = t;
+        assert_int_equal(hamok_node_new(&n[i].node, cfg, &t), HAMOK_OK);
+        hamok_config_destroy(&cfg);
+        assert_int_equal(hamok_node_join(n[i].node, (int)WAIT_MS), HAMOK_OK);
+    }
+    links_wait w = {.nodes = n, .n = 3, .links = 2, .members = 3};
+    assert_true(wait_for(links_are, &w, WAIT_MS));
+    hamok_node_destroy(&n[2].node); /* gone without leaving */
+    w = (links_wait){.nodes = n, .n = 2, .links = 1, .members = 2};
+    uint64_t t0 = now_ms();
+    assert_true(wait_for(links_are, &w, 3 * WAIT_MS));
+    printf("    removed and forgotten %" PRIu64 " ms after it died\n", now_ms() - t0);
+    hamok_node_destroy(&n[1].node);
+    hamok_node_destroy(&n[0].node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,8 +892,10 @@ int main(void)
         cmocka_unit_test(test_ipc),
         cmocka_unit_test(test_hostile_inbound),
         cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_new_peer_on_old_endpoint),
         cmocka_unit_test(test_curve),
         cmocka_unit_test(test_curve_cluster),
+        cmocka_unit_test(test_departed_forgotten),
     };
     return cmocka_run_group_tests_name("zmq_transport", tests, NULL, NULL);
 }

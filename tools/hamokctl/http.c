@@ -37,6 +37,12 @@
 #include "hamok/transport.h"
 #include "hamokctl.h"
 #include "peer.h"
+#ifdef HAMOKCTL_WITH_ZMQ
+#include "hamok/zmq.h"
+#endif
+#ifdef HAMOKCTL_WITH_NATS
+#include "hamok/nats.h"
+#endif
 
 #define MAX_BODY       (1024u * 1024u)
 #define WATCH_MAX_BUF  (4u * 1024u * 1024u)
@@ -212,6 +218,71 @@ static enum MHD_Result get_status(struct MHD_Connection *c, peer *p)
     json_object_set_new(j, "frames_rejected", json_integer((json_int_t)s.frames_rejected));
     json_object_set_new(j, "leader_changes", json_integer((json_int_t)s.leader_changes));
     return respond_json(c, MHD_HTTP_OK, j);
+}
+
+/* One counter of the transport's own (Prometheus text). */
+static size_t counter(char *out, size_t cap, size_t off, const char *name, const char *help,
+                      uint64_t v)
+{
+    if (off >= cap) {
+        return off;
+    }
+    int n = snprintf(out + off, cap - off, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
+                     name, help, name, name, v);
+    return n < 0 ? off : off + (size_t)n;
+}
+
+/* The transport's counters beyond the node's (hamok_zmq_* / hamok_nats_*). */
+static size_t transport_metrics(peer *p, char *out, size_t cap)
+{
+    size_t off = 0;
+    (void)p;
+    (void)counter;
+#ifdef HAMOKCTL_WITH_ZMQ
+    hamok_zmq_stats z;
+    if (p->transport != NULL && hamok_zmq_transport_stats(p->transport, &z) == HAMOK_OK) {
+        off = counter(out, cap, off, "hamok_zmq_dropped_hwm_total",
+                      "Frames dropped because a queue was full or a peer not connected.",
+                      z.dropped_hwm);
+        off = counter(out, cap, off, "hamok_zmq_dropped_unknown_total",
+                      "Frames for a peer with no known endpoint.", z.dropped_unknown);
+        off = counter(out, cap, off, "hamok_zmq_rejected_size_total",
+                      "Frames over the frame limit, refused.", z.rejected_size);
+        off = counter(out, cap, off, "hamok_zmq_rejected_auth_total",
+                      "CURVE keys refused, or frames speaking for another key's peer.",
+                      z.rejected_auth);
+        off = counter(out, cap, off, "hamok_zmq_rejected_malformed_total",
+                      "Inbound messages that were not [peer id][one frame].", z.rejected_malformed);
+        if (off < cap) {
+            int n = snprintf(out + off, cap - off,
+                             "# HELP hamok_zmq_peers Peers with a connection now.\n"
+                             "# TYPE hamok_zmq_peers gauge\nhamok_zmq_peers %" PRIu64
+                             "\n"
+                             "# HELP hamok_zmq_links DEALER sockets open (known peers and seeds).\n"
+                             "# TYPE hamok_zmq_links gauge\nhamok_zmq_links %" PRIu64 "\n",
+                             z.peers, z.links);
+            off = n < 0 ? off : off + (size_t)n;
+        }
+    }
+#endif
+#ifdef HAMOKCTL_WITH_NATS
+    hamok_nats_stats ns;
+    if (p->transport != NULL && hamok_nats_transport_stats(p->transport, &ns) == HAMOK_OK) {
+        off =
+            counter(out, cap, off, "hamok_nats_publish_failed_total",
+                    "Publishes nats.c refused (closed, reconnect buffer full).", ns.publish_failed);
+        off = counter(out, cap, off, "hamok_nats_too_big_total",
+                      "Frames over the server's max payload, refused.", ns.too_big);
+        off = counter(out, cap, off, "hamok_nats_reconnects_total", "Reconnections to a server.",
+                      ns.reconnects);
+        off = counter(out, cap, off, "hamok_nats_disconnects_total", "Disconnections.",
+                      ns.disconnects);
+        off = counter(out, cap, off, "hamok_nats_async_errors_total",
+                      "nats.c asynchronous errors (slow consumer, permission denied).",
+                      ns.async_errors);
+    }
+#endif
+    return off < cap ? off : cap - 1;
 }
 
 static enum MHD_Result get_peers(struct MHD_Connection *c, peer *p)
@@ -555,13 +626,17 @@ static enum MHD_Result route(struct MHD_Connection *c, peer *p, const char *url,
     }
     if (strcmp(url, "/metrics") == 0 && get) {
         size_t need = hamok_node_metrics(p->node, NULL, 0);
-        char *text = malloc(need + 1);
+        char extra[2048];
+        size_t extra_len = transport_metrics(p, extra, sizeof extra);
+        char *text = malloc(need + extra_len + 1);
         if (text == NULL) {
             return respond_error(c, HAMOK_ERR_NOMEM, "out of memory");
         }
         size_t got = hamok_node_metrics(p->node, text, need + 1);
+        got = got <= need ? got : need;
+        memcpy(text + got, extra, extra_len);
         enum MHD_Result ret =
-            respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", text, got <= need ? got : need);
+            respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", text, got + extra_len);
         free(text);
         return ret;
     }

@@ -60,6 +60,7 @@ typedef struct peer_opts {
     const char *nats_tls_hostname;
     unsigned long long nats_reconnect_ms;
     long long nats_max_reconnect;
+    bool nats_no_randomize;
 } peer_opts;
 
 enum {
@@ -97,6 +98,7 @@ enum {
     O_NATS_TLS_HOSTNAME,
     O_NATS_RECONNECT,
     O_NATS_MAX_RECONNECT,
+    O_NATS_NO_RANDOMIZE,
     O_HELP,
 };
 
@@ -159,6 +161,8 @@ static const opt_doc docs[] = {
      "nats: wait between reconnect attempts"},
     {O_NATS_MAX_RECONNECT, "nats-max-reconnect", "HAMOK_NATS_MAX_RECONNECT", "N",
      "nats: reconnect attempts (-1 = forever, the default; 0 = never)"},
+    {O_NATS_NO_RANDOMIZE, "nats-no-randomize", "HAMOK_NATS_NO_RANDOMIZE", NULL,
+     "nats: try the servers in the order given (nats.c shuffles them by default)"},
 };
 
 static void peer_usage(FILE *f)
@@ -247,6 +251,7 @@ static bool set_opt(peer_opts *o, int id, const char *v, const char *from)
         ok = errno == 0 && end != v && *end == '\0' && sl >= -1 && sl <= 1000000000;
         o->nats_max_reconnect = sl;
         break;
+    case O_NATS_NO_RANDOMIZE: o->nats_no_randomize = v == NULL || strcmp(v, "0") != 0; break;
     default: ok = false; break;
     }
     if (!ok) {
@@ -418,6 +423,7 @@ static hamok_status make_transport(const peer_opts *o, hamok_transport **t)
         no.tls_key_file = o->nats_key;
         no.tls_hostname = o->nats_tls_hostname;
         no.reconnect_wait_ms = (uint32_t)o->nats_reconnect_ms;
+        no.no_randomize = o->nats_no_randomize;
         /* hamokctl: -1 = forever (the default), 0 = never, n = n attempts;
          * the transport: 0 = forever, < 0 = never. */
         no.max_reconnect = o->nats_max_reconnect < 0    ? 0

@@ -842,6 +842,7 @@ static hamok_status connect_own(nats_tp *t, const hamok_nats_options *o, bool tl
             opts, o->reconnect_wait_ms != 0 ? (int64_t)o->reconnect_wait_ms : DEFAULT_WAIT_MS),
         "reconnect_wait_ms");
     OPT(natsOptions_SetTimeout(opts, t->connect_timeout_ms), "connect_timeout_ms");
+    OPT(natsOptions_SetNoRandomize(opts, o->no_randomize), "no_randomize");
     if (o->reconnect_buffer_bytes != 0) {
         OPT(natsOptions_SetReconnectBufSize(opts, o->reconnect_buffer_bytes > INT_MAX
                                                       ? INT_MAX

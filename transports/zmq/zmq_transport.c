@@ -6,8 +6,9 @@
  *    transports in one process (tests, embedding) keep separate CURVE
  *    policies. One actor thread owns every socket once start() has run: the
  *    ROUTER bound on the local endpoint, the ZAP handler, one DEALER per
- *    known peer (routing id = this peer's id) with its monitor, and the
- *    DEALERs to seeds not identified yet.
+ *    known peer (routing id = this peer's id and a serial of the link, so
+ *    that two links to one endpoint never share one) with its monitor, and
+ *    the DEALERs to seeds not identified yet.
  *  - The node's loop thread talks to the actor over an inproc PAIR pipe:
  *    [header][payload] messages (send, broadcast, set-peer, quit). send()
  *    copies the frame once into a zmq message that then moves, uncopied, to
@@ -18,8 +19,8 @@
  *    memory stays bounded by the high-water marks whatever the peers do;
  *    Raft and discovery retransmit.
  *  - Inbound frames arrive on the ROUTER as [routing id][frame] and go to
- *    sink->deliver_from with the routing id as the claimed source; the node
- *    drops a frame whose envelope names another source.
+ *    sink->deliver_from with the routing id's peer id as the claimed
+ *    source; the node drops a frame whose envelope names another source.
  *
  * CURVE: the ROUTER is a CURVE server with this peer's key pair; the ZAP
  * handler admits only the listed public keys and reports the key as the
@@ -58,6 +59,7 @@
 #define DRAIN_BATCH   1024
 #define ERR_TEXT      512
 #define ZAP_DOMAIN    "hamok"
+#define RID_LEN       (HAMOK_ID_LEN + 4) /* peer id + link serial */
 
 enum { OP_SEND = 'S', OP_BCAST = 'B', OP_PEER = 'P', OP_QUIT = 'Q' };
 
@@ -132,6 +134,7 @@ typedef struct zmq_tp {
     zbind *binds;
     size_t n_binds, cap_binds;
     unsigned mon_seq;
+    uint32_t link_seq;
     hamok_transport_sink *sink;
     pthread_t thread;
     bool started, stopped;
@@ -350,7 +353,18 @@ static zlink *link_open(zmq_tp *t, const char *ep, const uint8_t *key)
         free(l);
         return NULL;
     }
-    bool ok = zmq_setsockopt(l->sock, ZMQ_ROUTING_ID, t->base.self.b, HAMOK_ID_LEN) == 0 &&
+    /* Routing id: this peer's id, then a serial of the link. Two links of
+     * this peer to one endpoint (a dead peer's and the new peer restarted
+     * there) must not share a routing id: the ROUTER there hands a routing
+     * id over to its newest connection (ZMQ_ROUTER_HANDOVER), and the two
+     * links would take it from each other on every reconnection. */
+    uint8_t rid[RID_LEN];
+    memcpy(rid, t->base.self.b, HAMOK_ID_LEN);
+    uint32_t serial = t->link_seq++;
+    for (size_t i = 0; i < RID_LEN - HAMOK_ID_LEN; i++) {
+        rid[HAMOK_ID_LEN + i] = (uint8_t)(serial >> (8 * i));
+    }
+    bool ok = zmq_setsockopt(l->sock, ZMQ_ROUTING_ID, rid, RID_LEN) == 0 &&
               set_int(l->sock, ZMQ_SNDHWM, (int)t->sndhwm) == 0 &&
               set_int(l->sock, ZMQ_RCVHWM, (int)t->rcvhwm) == 0 &&
               set_int(l->sock, ZMQ_LINGER, 0) == 0 && set_int(l->sock, ZMQ_IMMEDIATE, 1) == 0 &&
@@ -420,6 +434,7 @@ static void count_peers(zmq_tp *t)
     }
     pthread_mutex_lock(&t->st_mu);
     t->st.peers = up;
+    t->st.links = t->n_links;
     pthread_mutex_unlock(&t->st_mu);
 }
 
@@ -654,7 +669,7 @@ static bool actor_inbound(zmq_tp *t)
         drain_parts(t->router);
         ok = false;
     }
-    if (!ok || zmq_msg_size(&rid) != HAMOK_ID_LEN) {
+    if (!ok || zmq_msg_size(&rid) < HAMOK_ID_LEN || zmq_msg_size(&rid) > RID_LEN) {
         /* Not a Hamok peer: no peer-id routing id, or not one frame. */
         STAT_ADD(t, rejected_malformed, 1);
         goto done;
