@@ -125,6 +125,7 @@ struct hamok_raft {
     uint64_t now;
     bool started;
     uint64_t election_deadline;
+    uint64_t precampaign_at; /* when the current pre-vote round started */
     uint64_t heartbeat_deadline;
     uint64_t quorum_deadline;
     uint64_t last_leader_contact;
@@ -994,6 +995,7 @@ static void campaign(hamok_raft *r, bool pre, bool transfer)
         r->role_changed = true;
         set_leader(r, NULL);
         vote_term = r->term + 1;
+        r->precampaign_at = r->now;
     } else {
         r->role = HAMOK_RAFT_CANDIDATE;
         set_term(r, r->term + 1);
@@ -1345,6 +1347,14 @@ static void heartbeat(hamok_raft *r)
 /* ------------------------------------------------------------------------- */
 /* Message handlers */
 
+/* How long a pre-vote round takes to turn into a campaign, generously: two
+ * heartbeat periods, at most half an election timeout. */
+static uint64_t pre_vote_grace(const hamok_raft *r)
+{
+    uint64_t grace = 2u * (uint64_t)r->opt.heartbeat_ms;
+    return grace < r->opt.election_timeout_ms / 2u ? grace : r->opt.election_timeout_ms / 2u;
+}
+
 static void recv_vote_request(hamok_raft *r, const hamok_msg *m)
 {
     bool pre = m->type == HAMOK_MSG_PREVOTE_REQUEST;
@@ -1372,11 +1382,37 @@ static void recv_vote_request(hamok_raft *r, const hamok_msg *m)
     bool can;
     if (pre) {
         can = v->term > r->term && (v->transfer || !in_lease(r));
+        /* Two servers whose timers fired together would both win their
+         * pre-votes from each other, both campaign and split the vote (with
+         * one of three members down, each then needs the other's vote).
+         * Just after starting a pre-vote round, grant only a log strictly
+         * more up to date, or an equal one of a smaller id: of simultaneous
+         * pre-candidates one goes ahead. Only for a grace period: a server
+         * stuck pre-campaigning in a minority must not keep the others from
+         * winning. Pre-votes bind nothing: safety is unaffected. */
+        bool better = v->last_log_term > my_last_term ||
+                      (v->last_log_term == my_last_term && v->last_log_index > my_last);
+        if (can && !v->transfer && r->role == HAMOK_RAFT_PRECANDIDATE && !better &&
+            r->now < r->precampaign_at + pre_vote_grace(r) &&
+            memcmp(m->src.b, r->opt.self.b, HAMOK_ID_LEN) > 0) {
+            can = false;
+        }
     } else {
         /* §5.2: one vote per term, first come first served. */
         can = (r->has_vote && hamok__id_eq(&r->vote, &m->src)) || (!r->has_vote && !r->has_leader);
     }
     bool grant = can && up_to_date;
+    if (grant && pre && r->role == HAMOK_RAFT_FOLLOWER) {
+        /* The one we pre-voted for asks for real votes one round trip
+         * later: do not start a campaign of our own just before it does
+         * (that would split the vote). A short grace, not a timer reset, so
+         * a server that keeps pre-campaigning without winning cannot hold
+         * our election off. */
+        uint64_t grace = pre_vote_grace(r);
+        if (r->election_deadline < r->now + grace) {
+            r->election_deadline = r->now + grace;
+        }
+    }
     if (grant && !pre) {
         if (!r->has_vote) {
             r->has_vote = true;
