@@ -116,6 +116,7 @@ start_peer() {
     rm -f "$dir/peer$i.json"
     HAMOK_LOG=warn "$hamokctl" "${args[@]}" >>"$dir/peer$i.log" 2>&1 &
     pids[i]=$!
+    disown "${pids[i]}" # no "Killed" notices from the shell
     wait_until 10000 test -s "$dir/peer$i.json" || fail "peer $i did not start"
     http[i]=$(jq -r .http "$dir/peer$i.json")
     endpoint[i]=$(jq -r .endpoint "$dir/peer$i.json")
@@ -214,7 +215,7 @@ t0=$(now_ms)
 wait_until 10000 has_leader || fail "no new leader"
 new_leader=$(agreed_leader)
 failover=$(($(now_ms) - t0))
-say "peer $new_leader leads after ${failover} ms (two election timeouts: $((2 * election_ms)) ms)"
+say "peer $new_leader leads after ${failover} ms (election timeout ${election_ms} ms; seen by polling hamokctl status)"
 "$hamokctl" status --endpoints "$(live_endpoints)"
 for ((k = writes; k < writes + 10; k++)); do
     survivor=$(((new_leader + k) % 3))
@@ -242,5 +243,5 @@ echo
 say "demo passed: leader elected, writes replicated, leader killed, failover in ${failover} ms, $n_acked writes, none lost"
 if [ "$keep" -eq 1 ]; then
     echo "the cluster keeps running (--keep): HAMOK_ENDPOINTS=$(live_endpoints) $hamokctl status; Ctrl-C stops it"
-    wait
+    while :; do sleep 3600; done
 fi
