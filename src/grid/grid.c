@@ -192,8 +192,28 @@ static void out_reset(hamok_grid *g, hamok_grid_out *out)
     memset(out, 0, sizeof *out);
 }
 
+/* Does member `id` advertise a non-empty endpoint other than the recorded
+ * one (it came back on another address)? */
 static bool endpoint_moved(const hamok_member *ms, size_t n, const hamok_id *id,
-                           const char *endpoint);
+                           const char *endpoint)
+{
+    if (endpoint == NULL || endpoint[0] == '\0') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (hamok__id_eq(&ms[i].id, id)) {
+            return ms[i].endpoint == NULL || strcmp(ms[i].endpoint, endpoint) != 0;
+        }
+    }
+    return false;
+}
+
+/* Is this member (not leading) on another address than the configuration
+ * records for it? */
+static bool self_moved(const hamok_grid *g, const hamok_grid_view *v)
+{
+    return !v->is_leader && endpoint_moved(v->members, v->n_members, &g->self, g->endpoint);
+}
 
 static void out_finish(hamok_grid *g, hamok_grid_out *out, uint64_t now, const hamok_grid_view *v)
 {
@@ -204,9 +224,7 @@ static void out_finish(hamok_grid *g, hamok_grid_out *out, uint64_t now, const h
     uint64_t next = UINT64_MAX;
     bool hello =
         (g->leaving && !g->left) ||
-        (g->joining && !g->leaving &&
-         (!v->is_member || !v->has_leader ||
-          (!v->is_leader && endpoint_moved(v->members, v->n_members, &g->self, g->endpoint))));
+        (g->joining && !g->leaving && (!v->is_member || !v->has_leader || self_moved(g, v)));
     if (hello) {
         next = g->next_hello > now ? g->next_hello : now + 1;
     }
@@ -253,22 +271,6 @@ static bool in_members(const hamok_member *ms, size_t n, const hamok_id *id)
     for (size_t i = 0; i < n; i++) {
         if (hamok__id_eq(&ms[i].id, id)) {
             return true;
-        }
-    }
-    return false;
-}
-
-/* Does member `id` advertise a non-empty endpoint other than the recorded
- * one (it came back on another address)? */
-static bool endpoint_moved(const hamok_member *ms, size_t n, const hamok_id *id,
-                           const char *endpoint)
-{
-    if (endpoint == NULL || endpoint[0] == '\0') {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (hamok__id_eq(&ms[i].id, id)) {
-            return ms[i].endpoint == NULL || strcmp(ms[i].endpoint, endpoint) != 0;
         }
     }
     return false;
@@ -353,8 +355,7 @@ static void joiner_tick(hamok_grid *g, uint64_t now, const hamok_grid_view *v, h
         if (!v->has_leader) {
             g->next_hello = now + g->hello_ms;
             send_hello(g, v);
-        } else if (!v->is_leader &&
-                   endpoint_moved(v->members, v->n_members, &g->self, g->endpoint)) {
+        } else if (self_moved(g, v)) {
             /* Back on another address than the configuration records (a
              * durable restart on a new port): the leader records the new
              * one through the log, so every member connects there. */

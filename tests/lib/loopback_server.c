@@ -1,6 +1,7 @@
 /* loopback_server.c: see loopback_server.h. */
 #define _DEFAULT_SOURCE
 #include "loopback_server.h"
+#include "proc.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,21 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 int hamok_test_free_port(void)
 {
@@ -64,15 +51,15 @@ void hamok_test_server_stop(hamok_test_server *s)
         return;
     }
     kill(s->pid, SIGTERM);
-    uint64_t end = now_ms() + 5000;
+    uint64_t end = hamok_proc_now_ms() + 5000;
     int status;
     while (waitpid(s->pid, &status, WNOHANG) == 0) {
-        if (now_ms() >= end) {
+        if (hamok_proc_now_ms() >= end) {
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &status, 0);
             break;
         }
-        pause_ms(5);
+        hamok_proc_poll_pause(5);
     }
     s->pid = 0;
 }
@@ -112,9 +99,9 @@ bool hamok_test_server_start(hamok_test_server *s, hamok_test_server_kind kind, 
             exec_server(kind, bin, port);
         }
         s->pid = pid;
-        uint64_t end = now_ms() + 10000;
+        uint64_t end = hamok_proc_now_ms() + 10000;
         int status;
-        while (now_ms() < end) {
+        while (hamok_proc_now_ms() < end) {
             if (waitpid(pid, &status, WNOHANG) == pid) {
                 s->pid = 0; /* exited: the port was taken meanwhile? try another */
                 break;
@@ -123,7 +110,7 @@ bool hamok_test_server_start(hamok_test_server *s, hamok_test_server_kind kind, 
                 fprintf(stderr, "%s pid %d on 127.0.0.1:%d\n", bin, (int)pid, s->port);
                 return true;
             }
-            pause_ms(10);
+            hamok_proc_poll_pause(10);
         }
         hamok_test_server_stop(s);
     }

@@ -939,24 +939,32 @@ static void prevote_no_split_when_timers_coincide(void **state)
     g_seed_salt = 0;
 }
 
+/* Three servers snapshotting every 100 entries; follower *f is cut off
+ * while the leader *l commits 500 entries and compacts past it. */
+static void follower_behind_snapshot(net *t, int *l, int *f)
+{
+    g_snap_entries = 100;
+    g_snap_trailing = 10;
+    net_init(t, 3, true);
+    advance(t, 3000);
+    *l = leader_of(t);
+    *f = (*l + 1) % 3;
+    t->cut[*l][*f] = t->cut[*f][*l] = true;
+    for (int k = 0; k < 500; k++) {
+        assert_true(propose(t, *l, "compact me") > 0);
+        deliver(t);
+    }
+}
+
 /* Thesis §5: the leader compacts its log behind snapshots; a follower that
  * fell behind the log start receives the snapshot in chunks (one lost chunk is
  * resent and the transfer resumes), then the log tail. */
 static void snapshot_catches_up_follower(void **state)
 {
     (void)state;
-    g_snap_entries = 100;
-    g_snap_trailing = 10;
     net t;
-    net_init(&t, 3, true);
-    advance(&t, 3000);
-    int l = leader_of(&t);
-    int f = (l + 1) % 3;
-    t.cut[l][f] = t.cut[f][l] = true;
-    for (int k = 0; k < 500; k++) {
-        assert_true(propose(&t, l, "compact me") > 0);
-        deliver(&t);
-    }
+    int l, f;
+    follower_behind_snapshot(&t, &l, &f);
     assert_true(t.snap_index[l] >= 400);
     assert_true(hamok__raft_first_index(t.r[l]) > 300); /* compacted */
     assert_true(hamok__raft_snapshot_index(t.r[l], NULL) >= 400);
@@ -981,18 +989,9 @@ static void snapshot_catches_up_follower(void **state)
 static void snapshot_deferred_while_sending(void **state)
 {
     (void)state;
-    g_snap_entries = 100;
-    g_snap_trailing = 10;
     net t;
-    net_init(&t, 3, true);
-    advance(&t, 3000);
-    int l = leader_of(&t);
-    int f = (l + 1) % 3;
-    t.cut[l][f] = t.cut[f][l] = true;
-    for (int k = 0; k < 500; k++) {
-        assert_true(propose(&t, l, "compact me") > 0);
-        deliver(&t);
-    }
+    int l, f;
+    follower_behind_snapshot(&t, &l, &f);
     uint64_t snap = t.snap_index[l];
     assert_true(snap >= 400);
     /* Let the transfer start (a chunk is lost, so it waits for a resend),

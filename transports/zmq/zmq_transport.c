@@ -179,18 +179,10 @@ static bool sparse(uint64_t n)
 /* ------------------------------------------------------------------------ */
 /* Endpoints and keys */
 
-static bool valid_key_text(const char *s)
-{
-    if (s == NULL || strlen(s) != HAMOK_ZMQ_KEY_LEN) {
-        return false;
-    }
-    uint8_t bin[KEY_BIN];
-    return zmq_z85_decode(bin, s) != NULL;
-}
-
+/* A Z85 CURVE key of 40 characters into its 32 bytes. */
 static bool decode_key(const char *s, uint8_t out[KEY_BIN])
 {
-    return valid_key_text(s) && zmq_z85_decode(out, s) != NULL;
+    return s != NULL && strlen(s) == HAMOK_ZMQ_KEY_LEN && zmq_z85_decode(out, s) != NULL;
 }
 
 static bool valid_endpoint(const char *ep)
@@ -1263,7 +1255,8 @@ hamok_status hamok_zmq_keygen(char public_key[HAMOK_ZMQ_KEY_LEN + 1],
 
 hamok_status hamok_zmq_public_key(const char *secret_key, char public_key[HAMOK_ZMQ_KEY_LEN + 1])
 {
-    if (public_key == NULL || !valid_key_text(secret_key)) {
+    uint8_t bin[KEY_BIN];
+    if (public_key == NULL || !decode_key(secret_key, bin)) {
         return HAMOK_ERR_INVALID;
     }
     if (zmq_curve_public(public_key, secret_key) != 0) {
